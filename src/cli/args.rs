@@ -1,0 +1,123 @@
+//! Command-line arguments as clap types. Nothing outside `cli/` sees them:
+//! each subcommand converts its arguments into checked settings first.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A terminal dashboard for rolling back services.
+#[derive(Debug, Parser)]
+#[command(name = "rewind", version, about)]
+pub struct Cli {
+    /// Configuration file [default: ./services.toml, else
+    /// $XDG_CONFIG_HOME/rewind/services.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the dashboard (the default when no subcommand is given)
+    Dashboard,
+    /// Validate the configuration and exit 0, or exit 2 naming the problem
+    Check,
+    /// Print the health and deployed version of every service
+    Status(StatusArgs),
+    /// Print the release history of one service, newest first
+    Versions(VersionsArgs),
+    /// Print what a rollback would do without changing anything
+    Plan(PlanArgs),
+    /// Roll a service back to an earlier version
+    Rollback(RollbackArgs),
+    /// Build a demo environment and open the dashboard on it
+    Demo(DemoArgs),
+    /// Run one demo service process (used by the demo itself)
+    #[command(hide = true)]
+    DemoServe(DemoServeArgs),
+    /// Stop and start one demo service process (the demo's restart command)
+    #[command(hide = true)]
+    DemoRestart(DemoRestartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Number of history entries to show
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Target version: commit id, tag or HEAD~N
+    #[arg(long, value_name = "REV")]
+    pub to: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Target version: commit id, tag or HEAD~N
+    #[arg(long, value_name = "REV")]
+    pub to: String,
+    /// Run without asking for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print events as JSON lines instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder to build the demo in; it is rebuilt when it holds an earlier demo
+    #[arg(long, default_value = "demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Run the services without the dashboard; print `ready CONFIG_PATH`
+    /// when all listen and stop them on SIGINT or SIGTERM
+    #[arg(long)]
+    pub headless: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoServeArgs {
+    /// Port to listen on, on 127.0.0.1
+    #[arg(long)]
+    pub port: u16,
+    /// File to write this process's id to
+    #[arg(long)]
+    pub pidfile: PathBuf,
+    /// Exit when the process with this id is gone (the demo supervisor)
+    #[arg(long)]
+    pub watch_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoRestartArgs {
+    /// Port the service listens on
+    #[arg(long)]
+    pub port: u16,
+    /// Pid file of the running service process
+    #[arg(long)]
+    pub pidfile: PathBuf,
+}

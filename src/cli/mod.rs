@@ -1,0 +1,3 @@
+//! The command-line front end: one file per subcommand.
+
+pub mod args;
