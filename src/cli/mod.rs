@@ -1,3 +1,68 @@
-//! The command-line front end: one file per subcommand.
+//! The command-line front end: one file per subcommand. Each subcommand
+//! loads and checks the configuration first, then drives the same engines
+//! the dashboard uses and prints their events as lines or JSON.
 
 pub mod args;
+mod check;
+mod plan;
+mod rollback;
+mod status;
+mod versions;
+
+use std::path::Path;
+
+use args::{Cli, Command};
+
+use crate::config::{self, Config, ConfigError};
+
+/// Exit code for success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code for a run that failed (and returned to where it started).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code for invalid configuration or arguments.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code for a run refused before any change.
+pub const EXIT_REFUSED: i32 = 3;
+
+/// Runs the command line and returns the process exit code.
+pub async fn run(cli: Cli) -> color_eyre::Result<i32> {
+    let command = cli.command.unwrap_or(Command::Dashboard);
+    match command {
+        Command::DemoServe(args) => crate::demo::serve(args).await.map(|()| EXIT_OK),
+        Command::DemoRestart(args) => crate::demo::restart(args).await.map(|()| EXIT_OK),
+        Command::Demo(args) => crate::demo::run(args).await,
+        command => {
+            let config = match load(cli.config.as_deref()) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("{}", error.report());
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            crate::logging::init(&config.state_dir);
+            match command {
+                Command::Check => Ok(check::run(&config)),
+                Command::Status(args) => status::run(&config, &args).await,
+                Command::Versions(args) => versions::run(&config, &args),
+                Command::Plan(args) => plan::run(&config, &args),
+                Command::Rollback(args) => rollback::run(&config, &args).await,
+                Command::Dashboard => crate::dashboard::run(config).await.map(|()| EXIT_OK),
+                Command::Demo(_) | Command::DemoServe(_) | Command::DemoRestart(_) => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    }
+}
+
+/// Finds, reads and checks the configuration.
+pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+    let path = config::locate(explicit)?;
+    config::load(&path)
+}
+
+/// Prints a config error about an unknown service and returns exit code 2.
+fn unknown_service(error: ConfigError) -> i32 {
+    eprintln!("{}", error.report());
+    EXIT_USAGE
+}

@@ -1,10 +1,496 @@
-use super::{Config, ConfigError};
-use std::path::Path;
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let _ = path;
-    todo!()
+//! Parses `services.toml` and checks it. Every rejection points at the
+//! line and column of the offending value and says how to fix it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::Location;
+use super::{Config, ConfigError, HealthSpec, RestartSpec, RollbackPolicy, ServiceSpec, Strategy};
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
+const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<RawService>>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    deploy_dir: Spanned<String>,
+    branch: Option<String>,
+    #[serde(default)]
+    depends_on: Vec<Spanned<String>>,
+    health: RawHealth,
+    restart: RawRestart,
+    #[serde(default)]
+    rollback: RawRollback,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    url: Spanned<String>,
+    interval: Option<Spanned<toml::Value>>,
+    timeout: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    expected_status: Vec<Spanned<i64>>,
+    failure_threshold: Option<Spanned<i64>>,
+    success_threshold: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    command: Spanned<Vec<String>>,
+    timeout: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRollback {
+    strategy: Option<Spanned<String>>,
+    verify_timeout: Option<Spanned<toml::Value>>,
+}
+
+/// Reads and checks the configuration at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Checks configuration `text` that was read from `path`. Relative paths in
+/// it start at the folder of `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let _ = (path, text);
-    todo!()
+    let checker = Checker { path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|error| checker.syntax(error))?;
+
+    let base = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = std::path::absolute(&base).unwrap_or(base);
+
+    let state_dir = match &raw.state_dir {
+        Some(dir) => base.join(dir.get_ref()),
+        None => default_state_dir(),
+    };
+
+    // Services in the order the file declares them.
+    let mut declared: Vec<(&String, &Spanned<RawService>)> = raw.services.iter().collect();
+    declared.sort_by_key(|(_, service)| service.span().start);
+
+    let mut services = Vec::with_capacity(declared.len());
+    for (name, service) in &declared {
+        services.push(checker.service(name, service, &base)?);
+    }
+    checker.dependencies(&declared)?;
+
+    Ok(Config {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        state_dir,
+        services,
+    })
+}
+
+fn default_state_dir() -> PathBuf {
+    super::xdg_home("XDG_STATE_HOME", ".local/state")
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rewind")
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: Range<usize>, message: String, hint: &str) -> ConfigError {
+        ConfigError::Invalid {
+            location: self.locate(span.start),
+            message,
+            hint: (!hint.is_empty()).then(|| hint.to_owned()),
+        }
+    }
+
+    fn locate(&self, offset: usize) -> Location {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |at| offset + at);
+        Location {
+            path: self.path.to_path_buf(),
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            source_line: self.text[line_start..line_end].trim_end().to_owned(),
+        }
+    }
+
+    /// Turns a TOML or schema error into one that says how to fix it.
+    fn syntax(&self, error: toml::de::Error) -> ConfigError {
+        let message = error.message().trim().replace('\n', ": ");
+        let hint = if message.contains("duplicate key") {
+            "each `[services.NAME]` table may appear once: merge the two tables or rename one"
+        } else if message.contains("unknown field") {
+            "remove the key or fix its spelling; services.toml in the rewind repository \
+             documents every setting"
+        } else if message.contains("missing field") {
+            "add the missing key to the table"
+        } else {
+            "check the TOML syntax at this spot"
+        };
+        let span = error.span().unwrap_or(0..0);
+        self.error(span, message, hint)
+    }
+
+    fn service(
+        &self,
+        name: &str,
+        raw: &Spanned<RawService>,
+        base: &Path,
+    ) -> Result<ServiceSpec, ConfigError> {
+        let service = raw.get_ref();
+        if !valid_name(name) {
+            return Err(self.error(
+                raw.span(),
+                format!("invalid service name `{name}`"),
+                "use letters, digits, `-`, `_` and `.` only, starting with a letter or digit",
+            ));
+        }
+
+        let deploy_dir = base.join(service.deploy_dir.get_ref());
+        self.deploy_dir(&service.deploy_dir, &deploy_dir)?;
+
+        Ok(ServiceSpec {
+            name: name.to_owned(),
+            deploy_dir,
+            branch: service.branch.clone(),
+            depends_on: service
+                .depends_on
+                .iter()
+                .map(|dep| dep.get_ref().clone())
+                .collect(),
+            health: self.health(&service.health)?,
+            restart: self.restart(&service.restart)?,
+            rollback: self.rollback(&service.rollback)?,
+        })
+    }
+
+    fn deploy_dir(&self, raw: &Spanned<String>, dir: &Path) -> Result<(), ConfigError> {
+        if !dir.is_dir() {
+            return Err(self.error(
+                raw.span(),
+                format!("deploy directory `{}` does not exist", dir.display()),
+                "point `deploy_dir` at the git working tree the service runs from",
+            ));
+        }
+        let is_work_tree = git2::Repository::open(dir).is_ok_and(|repo| !repo.is_bare());
+        if !is_work_tree {
+            return Err(self.error(
+                raw.span(),
+                format!(
+                    "deploy directory `{}` is not a git working tree",
+                    dir.display()
+                ),
+                "point `deploy_dir` at the top folder of a git clone (the one holding `.git`)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn health(&self, raw: &RawHealth) -> Result<HealthSpec, ConfigError> {
+        let url = reqwest::Url::parse(raw.url.get_ref()).map_err(|error| {
+            self.error(
+                raw.url.span(),
+                format!("invalid health URL `{}`: {error}", raw.url.get_ref()),
+                "write a full URL such as \"http://127.0.0.1:8080/health\"",
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(self.error(
+                raw.url.span(),
+                format!(
+                    "invalid health URL `{}`: not an http or https URL",
+                    raw.url.get_ref()
+                ),
+                "write a full URL such as \"http://127.0.0.1:8080/health\"",
+            ));
+        }
+
+        let mut expected_status = Vec::with_capacity(raw.expected_status.len());
+        for status in &raw.expected_status {
+            let code = *status.get_ref();
+            if !(100..=599).contains(&code) {
+                return Err(self.error(
+                    status.span(),
+                    format!("invalid HTTP status `{code}` in `expected_status`"),
+                    "status codes are between 100 and 599",
+                ));
+            }
+            expected_status.push(code as u16);
+        }
+
+        Ok(HealthSpec {
+            url,
+            interval: self.duration(raw.interval.as_ref(), "interval", DEFAULT_INTERVAL)?,
+            timeout: self.duration(raw.timeout.as_ref(), "timeout", DEFAULT_TIMEOUT)?,
+            expected_status,
+            failure_threshold: self.threshold(
+                raw.failure_threshold.as_ref(),
+                "failure_threshold",
+                DEFAULT_FAILURE_THRESHOLD,
+            )?,
+            success_threshold: self.threshold(
+                raw.success_threshold.as_ref(),
+                "success_threshold",
+                DEFAULT_SUCCESS_THRESHOLD,
+            )?,
+        })
+    }
+
+    fn restart(&self, raw: &RawRestart) -> Result<RestartSpec, ConfigError> {
+        let command = raw.command.get_ref();
+        if command
+            .first()
+            .is_none_or(|program| program.trim().is_empty())
+        {
+            return Err(self.error(
+                raw.command.span(),
+                "empty restart command".to_owned(),
+                "write the program and its arguments as an array, such as \
+                 [\"systemctl\", \"restart\", \"orders\"]",
+            ));
+        }
+        Ok(RestartSpec {
+            command: command.clone(),
+            timeout: self.duration(raw.timeout.as_ref(), "timeout", DEFAULT_RESTART_TIMEOUT)?,
+        })
+    }
+
+    fn rollback(&self, raw: &RawRollback) -> Result<RollbackPolicy, ConfigError> {
+        let strategy = match &raw.strategy {
+            None => Strategy::Code,
+            Some(value) => match value.get_ref().as_str() {
+                "code" => Strategy::Code,
+                other => {
+                    return Err(self.error(
+                        value.span(),
+                        format!("unsupported rollback strategy `{other}`"),
+                        "use \"code\": data strategies need backups, which this version \
+                         does not support yet",
+                    ));
+                }
+            },
+        };
+        Ok(RollbackPolicy {
+            strategy,
+            verify_timeout: self.duration(
+                raw.verify_timeout.as_ref(),
+                "verify_timeout",
+                DEFAULT_VERIFY_TIMEOUT,
+            )?,
+        })
+    }
+
+    fn duration(
+        &self,
+        raw: Option<&Spanned<toml::Value>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        const HINT: &str =
+            "write a positive duration with a unit, such as \"500ms\", \"2s\" or \"1m\"";
+        let parsed = match raw.get_ref() {
+            toml::Value::String(text) => humantime::parse_duration(text).map_err(|error| {
+                self.error(
+                    raw.span(),
+                    format!("invalid duration `{text}` for `{key}`: {error}"),
+                    HINT,
+                )
+            })?,
+            other => {
+                return Err(self.error(
+                    raw.span(),
+                    format!("invalid duration `{other}` for `{key}`: expected a string"),
+                    HINT,
+                ));
+            }
+        };
+        if parsed.is_zero() {
+            return Err(self.error(
+                raw.span(),
+                format!("`{key}` must be greater than zero"),
+                HINT,
+            ));
+        }
+        Ok(parsed)
+    }
+
+    fn threshold(
+        &self,
+        raw: Option<&Spanned<i64>>,
+        key: &str,
+        default: u32,
+    ) -> Result<u32, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let value = *raw.get_ref();
+        u32::try_from(value)
+            .ok()
+            .filter(|value| *value > 0)
+            .ok_or_else(|| {
+                self.error(
+                    raw.span(),
+                    format!("invalid `{key}` `{value}`: must be a whole number of at least 1"),
+                    "count consecutive probes, such as 3",
+                )
+            })
+    }
+
+    /// Checks that every dependency names a declared service and that the
+    /// dependencies form no cycle.
+    fn dependencies(
+        &self,
+        declared: &[(&String, &Spanned<RawService>)],
+    ) -> Result<(), ConfigError> {
+        let index: HashMap<&str, usize> = declared
+            .iter()
+            .enumerate()
+            .map(|(position, (name, _))| (name.as_str(), position))
+            .collect();
+
+        for (name, service) in declared {
+            for dep in &service.get_ref().depends_on {
+                if dep.get_ref() == *name {
+                    return Err(self.error(
+                        dep.span(),
+                        format!("service `{name}` depends on itself"),
+                        "remove it from its own `depends_on`",
+                    ));
+                }
+                if !index.contains_key(dep.get_ref().as_str()) {
+                    let known: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(self.error(
+                        dep.span(),
+                        format!(
+                            "service `{name}` depends on unknown service `{}`",
+                            dep.get_ref()
+                        ),
+                        &format!(
+                            "declare `[services.{}]` or use one of: {}",
+                            dep.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+
+        if let Some(cycle) = find_cycle(declared, &index) {
+            let first = declared[cycle[0]].1;
+            let names: Vec<&str> = cycle.iter().map(|&at| declared[at].0.as_str()).collect();
+            let span = first
+                .get_ref()
+                .depends_on
+                .iter()
+                .find(|dep| dep.get_ref() == names[1])
+                .map_or(first.span(), |dep| dep.span());
+            return Err(self.error(
+                span,
+                format!("dependency cycle: {}", names.join(" -> ")),
+                "remove one `depends_on` entry of the cycle",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Returns the services of one dependency cycle, the first repeated at the
+/// end, or `None` when there is no cycle.
+fn find_cycle(
+    declared: &[(&String, &Spanned<RawService>)],
+    index: &HashMap<&str, usize>,
+) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+
+    fn visit(
+        node: usize,
+        declared: &[(&String, &Spanned<RawService>)],
+        index: &HashMap<&str, usize>,
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        marks[node] = Mark::OnPath;
+        path.push(node);
+        for dep in &declared[node].1.get_ref().depends_on {
+            let next = index[dep.get_ref().as_str()];
+            match marks[next] {
+                Mark::OnPath => {
+                    let start = path.iter().position(|&at| at == next).unwrap_or(0);
+                    let mut cycle = path[start..].to_vec();
+                    cycle.push(next);
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(next, declared, index, marks, path) {
+                        return Some(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[node] = Mark::Done;
+        None
+    }
+
+    let mut marks = vec![Mark::New; declared.len()];
+    for start in 0..declared.len() {
+        if marks[start] == Mark::New {
+            let mut path = Vec::new();
+            if let Some(cycle) = visit(start, declared, index, &mut marks, &mut path) {
+                return Some(cycle);
+            }
+        }
+    }
+    None
+}
+
+/// Tells whether `name` can be used as a file name under the state folder.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    first_ok
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

@@ -143,3 +143,6 @@ pub(crate) fn xdg_home(var: &str, fallback: &str) -> Option<PathBuf> {
         _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)),
     }
 }
+
+#[cfg(test)]
+mod tests;

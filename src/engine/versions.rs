@@ -2,8 +2,14 @@
 //! nearest tag, branch or detached state, dirty files and the first-parent
 //! history of the deploy branch; checks out a target version.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use git2::build::CheckoutBuilder;
+use git2::{
+    BranchType, Commit, DescribeOptions, ErrorClass, ErrorCode, ObjectType, Oid, Repository,
+    StatusOptions,
+};
 use serde::Serialize;
 
 /// What a deploy directory has checked out, and the versions it can go to.
@@ -91,22 +97,53 @@ pub struct Checkout {
 
 /// Reads HEAD, describe, branch, dirty files and up to `limit` entries of
 /// first-parent history.
+///
+/// The history follows `branch` when given, else the branch HEAD is on. With a
+/// detached HEAD it follows the first local branch that contains HEAD
+/// (`main`, then `master`, then by name), so versions newer than HEAD stay
+/// listed after a rollback. Without such a branch it starts at HEAD.
 pub fn read(dir: &Path, branch: Option<&str>, limit: usize) -> Result<VersionInfo, VersionsError> {
-    let _ = (dir, branch, limit);
-    todo!()
+    let repository = open(dir)?;
+    let head = head_commit(&repository, dir)?;
+    let current_branch = current_branch(&repository, dir)?;
+
+    let (history_branch, tip) = match branch {
+        Some(name) => (Some(name.to_owned()), branch_tip(&repository, dir, name)?),
+        None => match &current_branch {
+            Some(name) => (Some(name.clone()), head.id()),
+            None => match branch_containing(&repository, dir, head.id())? {
+                Some((name, tip)) => (Some(name), tip),
+                None => (None, head.id()),
+            },
+        },
+    };
+
+    let tags = tag_map(&repository, dir)?;
+    let history = first_parent_history(&repository, dir, tip, limit, &tags, head.id())?;
+
+    Ok(VersionInfo {
+        commit: head.id().to_string(),
+        short: short_id(&head, dir)?,
+        describe: describe(&head, dir)?,
+        branch: current_branch,
+        history_branch,
+        dirty: statuses(&repository, dir)?,
+        history,
+    })
 }
 
 /// Resolves `rev` (full or short commit id, tag, branch, `HEAD~N`) to a full
 /// commit id.
 pub fn resolve(dir: &Path, rev: &str) -> Result<String, VersionsError> {
-    let _ = (dir, rev);
-    todo!()
+    let repository = open(dir)?;
+    let commit = find_commit(&repository, dir, rev)?;
+    Ok(commit.id().to_string())
 }
 
 /// Lists changed, staged and untracked paths, ignored files excluded.
 pub fn dirty_files(dir: &Path) -> Result<Vec<String>, VersionsError> {
-    let _ = dir;
-    todo!()
+    let repository = open(dir)?;
+    statuses(&repository, dir)
 }
 
 /// Lists commits reachable from `from` but not from `to`, first-parent only,
@@ -116,13 +153,1092 @@ pub fn commits_between(
     from: &str,
     to: &str,
 ) -> Result<Vec<HistoryEntry>, VersionsError> {
-    let _ = (dir, from, to);
-    todo!()
+    let repository = open(dir)?;
+    let from = find_commit(&repository, dir, from)?;
+    let to = find_commit(&repository, dir, to)?;
+    let head = head_commit(&repository, dir)?;
+
+    // The full `to..from` set decides membership, so a commit that `to`
+    // reaches only through a merge's second parent still counts as reachable.
+    let mut walk = repository.revwalk().map_err(git_error(dir))?;
+    walk.push(from.id()).map_err(git_error(dir))?;
+    walk.hide(to.id()).map_err(git_error(dir))?;
+    let unreachable = walk
+        .collect::<Result<HashSet<Oid>, _>>()
+        .map_err(git_error(dir))?;
+
+    let tags = tag_map(&repository, dir)?;
+    let mut entries = Vec::new();
+    let mut current = Some(from);
+    while let Some(commit) = current {
+        // Every ancestor of a commit that `to` reaches is reachable too, so
+        // the walk stops at the first such commit.
+        if !unreachable.contains(&commit.id()) {
+            break;
+        }
+        entries.push(history_entry(&commit, dir, &tags, head.id())?);
+        current = first_parent(&commit, dir)?;
+    }
+    Ok(entries)
 }
 
 /// Checks out `rev` into the working tree. Refuses a dirty tree with
 /// [`VersionsError::Dirty`] and overwrites nothing.
+///
+/// HEAD attaches to `branch` (else the branch HEAD is on, else a local branch
+/// at the target, `main` and `master` first) when that branch's tip is the
+/// target, and detaches at the target otherwise. When the target already is
+/// HEAD, nothing changes, dirty or not.
 pub fn checkout(dir: &Path, rev: &str, branch: Option<&str>) -> Result<Checkout, VersionsError> {
-    let _ = (dir, rev, branch);
-    todo!()
+    let repository = open(dir)?;
+    let target = find_commit(&repository, dir, rev)?;
+    let head = head_commit(&repository, dir)?;
+    let result = Checkout {
+        from: head.id().to_string(),
+        to: target.id().to_string(),
+    };
+    if target.id() == head.id() {
+        return Ok(result);
+    }
+
+    let files = statuses(&repository, dir)?;
+    if !files.is_empty() {
+        return Err(VersionsError::Dirty {
+            path: dir.to_path_buf(),
+            files,
+        });
+    }
+
+    let attach_to = branch_to_attach(&repository, dir, branch, target.id())?;
+
+    // The tree goes first, so a failed tree checkout leaves HEAD unchanged.
+    repository
+        .checkout_tree(target.as_object(), Some(CheckoutBuilder::new().safe()))
+        .map_err(git_error(dir))?;
+
+    match attach_to {
+        Some(name) => repository.set_head(&format!("refs/heads/{name}")),
+        None => repository.set_head_detached(target.id()),
+    }
+    .map_err(git_error(dir))?;
+
+    Ok(result)
+}
+
+impl VersionsError {
+    /// Returns a next step that fixes the error, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            VersionsError::Open { path, .. } => Some(format!(
+                "check that `{}` is a git clone with a working tree",
+                path.display()
+            )),
+            VersionsError::UnknownRevision { .. } => {
+                Some("list versions with `rewind versions`".to_owned())
+            }
+            VersionsError::UnknownBranch { .. } => {
+                Some("set the deploy branch to an existing local branch".to_owned())
+            }
+            VersionsError::Dirty { .. } => {
+                Some("commit, stash or discard the changes, then retry".to_owned())
+            }
+            VersionsError::Git { .. } => None,
+        }
+    }
+}
+
+/// Opens the non-bare repository whose working tree is `dir`.
+fn open(dir: &Path) -> Result<Repository, VersionsError> {
+    let open_error = |source| VersionsError::Open {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let repository = Repository::open(dir).map_err(open_error)?;
+    if repository.is_bare() {
+        return Err(open_error(git2::Error::from_str(
+            "repository is bare, so it has no working tree",
+        )));
+    }
+    Ok(repository)
+}
+
+fn git_error(dir: &Path) -> impl Fn(git2::Error) -> VersionsError + '_ {
+    move |source| VersionsError::Git {
+        path: dir.to_path_buf(),
+        source,
+    }
+}
+
+fn head_commit<'r>(repository: &'r Repository, dir: &Path) -> Result<Commit<'r>, VersionsError> {
+    repository
+        .head()
+        .and_then(|head| head.peel_to_commit())
+        .map_err(git_error(dir))
+}
+
+/// Returns the short name of the branch HEAD is on, `None` when detached.
+fn current_branch(repository: &Repository, dir: &Path) -> Result<Option<String>, VersionsError> {
+    let head = repository.head().map_err(git_error(dir))?;
+    if !head.is_branch() {
+        return Ok(None);
+    }
+    Ok(head.shorthand().ok().map(str::to_owned))
+}
+
+/// Resolves `rev` to a commit. Revisions that are missing, malformed,
+/// ambiguous or not commit-ish are [`VersionsError::UnknownRevision`].
+fn find_commit<'r>(
+    repository: &'r Repository,
+    dir: &Path,
+    rev: &str,
+) -> Result<Commit<'r>, VersionsError> {
+    let unknown = |source: git2::Error| match source.code() {
+        ErrorCode::NotFound | ErrorCode::InvalidSpec | ErrorCode::Ambiguous | ErrorCode::Peel => {
+            VersionsError::UnknownRevision {
+                path: dir.to_path_buf(),
+                rev: rev.to_owned(),
+                source,
+            }
+        }
+        _ => git_error(dir)(source),
+    };
+    let object = repository.revparse_single(rev).map_err(unknown)?;
+
+    // Peeling fails mostly for trees and blobs, which are no versions, so
+    // every peel failure is reported as an unknown revision.
+    object
+        .peel_to_commit()
+        .map_err(|source| VersionsError::UnknownRevision {
+            path: dir.to_path_buf(),
+            rev: rev.to_owned(),
+            source,
+        })
+}
+
+/// Returns the tip of local branch `name`.
+fn branch_tip(repository: &Repository, dir: &Path, name: &str) -> Result<Oid, VersionsError> {
+    let branch = match repository.find_branch(name, BranchType::Local) {
+        Ok(branch) => branch,
+        Err(error) if matches!(error.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => {
+            return Err(VersionsError::UnknownBranch {
+                path: dir.to_path_buf(),
+                branch: name.to_owned(),
+            });
+        }
+        Err(error) => return Err(git_error(dir)(error)),
+    };
+    branch
+        .get()
+        .peel_to_commit()
+        .map(|commit| commit.id())
+        .map_err(git_error(dir))
+}
+
+/// Lists local branches with their tips: `main`, then `master`, then the rest
+/// by name. Branches with names that are not UTF-8 are skipped.
+fn local_branches(
+    repository: &Repository,
+    dir: &Path,
+) -> Result<Vec<(String, Oid)>, VersionsError> {
+    let mut branches = Vec::new();
+    for item in repository
+        .branches(Some(BranchType::Local))
+        .map_err(git_error(dir))?
+    {
+        let (branch, _) = item.map_err(git_error(dir))?;
+        let Some(name) = branch.name().map_err(git_error(dir))? else {
+            continue;
+        };
+        let tip = branch.get().peel_to_commit().map_err(git_error(dir))?;
+        branches.push((name.to_owned(), tip.id()));
+    }
+
+    let rank = |name: &str| match name {
+        "main" => 0,
+        "master" => 1,
+        _ => 2,
+    };
+    branches.sort_by(|(left, _), (right, _)| {
+        (rank(left), left.as_str()).cmp(&(rank(right), right.as_str()))
+    });
+    Ok(branches)
+}
+
+/// Finds the first local branch whose tip is `commit` or a descendant of it.
+fn branch_containing(
+    repository: &Repository,
+    dir: &Path,
+    commit: Oid,
+) -> Result<Option<(String, Oid)>, VersionsError> {
+    for (name, tip) in local_branches(repository, dir)? {
+        let contains = tip == commit
+            || repository
+                .graph_descendant_of(tip, commit)
+                .map_err(git_error(dir))?;
+        if contains {
+            return Ok(Some((name, tip)));
+        }
+    }
+    Ok(None)
+}
+
+/// Picks the branch HEAD should attach to after a checkout of `target`:
+/// `requested`, else the current branch, else any local branch, but only a
+/// branch whose tip is `target`.
+fn branch_to_attach(
+    repository: &Repository,
+    dir: &Path,
+    requested: Option<&str>,
+    target: Oid,
+) -> Result<Option<String>, VersionsError> {
+    let named = match requested {
+        Some(name) => Some(name.to_owned()),
+        None => current_branch(repository, dir)?,
+    };
+    let branches = local_branches(repository, dir)?;
+    let at_target = |name: &str| {
+        branches
+            .iter()
+            .any(|(branch, tip)| branch == name && *tip == target)
+    };
+
+    match named {
+        Some(name) if at_target(&name) => Ok(Some(name)),
+        Some(_) => Ok(None),
+        None => Ok(branches
+            .iter()
+            .find(|(_, tip)| *tip == target)
+            .map(|(name, _)| name.clone())),
+    }
+}
+
+/// Maps each tagged commit to its tag names, sorted. Annotated tags are
+/// peeled, and tags of trees or blobs are skipped.
+fn tag_map(
+    repository: &Repository,
+    dir: &Path,
+) -> Result<HashMap<Oid, Vec<String>>, VersionsError> {
+    let mut tags: HashMap<Oid, Vec<String>> = HashMap::new();
+    for item in repository
+        .references_glob("refs/tags/*")
+        .map_err(git_error(dir))?
+    {
+        let reference = item.map_err(git_error(dir))?;
+        let Ok(name) = reference.shorthand() else {
+            continue;
+        };
+        let Ok(commit) = reference.peel(ObjectType::Commit) else {
+            continue;
+        };
+        tags.entry(commit.id()).or_default().push(name.to_owned());
+    }
+    for names in tags.values_mut() {
+        names.sort();
+    }
+    Ok(tags)
+}
+
+/// Returns the abbreviated id: 7 hex digits, more when 7 are ambiguous.
+fn short_id(commit: &Commit, dir: &Path) -> Result<String, VersionsError> {
+    let buffer = commit.as_object().short_id().map_err(git_error(dir))?;
+    Ok(String::from_utf8_lossy(&buffer).into_owned())
+}
+
+/// Describes `commit` like `git describe --tags`, `None` when no tag reaches it.
+fn describe(commit: &Commit, dir: &Path) -> Result<Option<String>, VersionsError> {
+    let mut options = DescribeOptions::new();
+    options.describe_tags();
+    match commit.as_object().describe(&options) {
+        Ok(description) => description.format(None).map(Some).map_err(git_error(dir)),
+        // libgit2 1.9 (describe.c) raises describe-class errors both when the
+        // repository has no tags and when no tag reaches the commit.
+        Err(error) if error.class() == ErrorClass::Describe => Ok(None),
+        Err(error) => Err(git_error(dir)(error)),
+    }
+}
+
+/// Returns the first parent, `None` for a root commit or a shallow boundary.
+fn first_parent<'r>(commit: &Commit<'r>, dir: &Path) -> Result<Option<Commit<'r>>, VersionsError> {
+    if commit.parent_count() == 0 {
+        return Ok(None);
+    }
+    commit.parent(0).map(Some).map_err(git_error(dir))
+}
+
+/// Lists up to `limit` commits of the first-parent chain from `tip`.
+fn first_parent_history(
+    repository: &Repository,
+    dir: &Path,
+    tip: Oid,
+    limit: usize,
+    tags: &HashMap<Oid, Vec<String>>,
+    head: Oid,
+) -> Result<Vec<HistoryEntry>, VersionsError> {
+    let mut entries = Vec::new();
+    let mut current = Some(repository.find_commit(tip).map_err(git_error(dir))?);
+    while let Some(commit) = current {
+        if entries.len() == limit {
+            break;
+        }
+        entries.push(history_entry(&commit, dir, tags, head)?);
+        current = first_parent(&commit, dir)?;
+    }
+    Ok(entries)
+}
+
+fn history_entry(
+    commit: &Commit,
+    dir: &Path,
+    tags: &HashMap<Oid, Vec<String>>,
+    head: Oid,
+) -> Result<HistoryEntry, VersionsError> {
+    let message = String::from_utf8_lossy(commit.message_bytes());
+    let subject = message.lines().next().unwrap_or_default().trim_end();
+    let author = commit.author();
+
+    Ok(HistoryEntry {
+        commit: commit.id().to_string(),
+        short: short_id(commit, dir)?,
+        tags: tags.get(&commit.id()).cloned().unwrap_or_default(),
+        subject: subject.to_owned(),
+        author: String::from_utf8_lossy(author.name_bytes()).into_owned(),
+        time: author.when().seconds(),
+        deployed: commit.id() == head,
+    })
+}
+
+/// Lists changed, staged and untracked paths with one status scan. A staged
+/// rename lists only its new path.
+fn statuses(repository: &Repository, dir: &Path) -> Result<Vec<String>, VersionsError> {
+    let mut options = StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .renames_head_to_index(true);
+    let statuses = repository
+        .statuses(Some(&mut options))
+        .map_err(git_error(dir))?;
+
+    let mut paths = Vec::with_capacity(statuses.len());
+    for entry in statuses.iter() {
+        // The index-to-workdir delta has the newest path, but it is absent
+        // for changes that exist only in the index.
+        let delta = entry.index_to_workdir().or_else(|| entry.head_to_index());
+        let path = delta
+            .and_then(|delta| {
+                delta
+                    .new_file()
+                    .path_bytes()
+                    .or_else(|| delta.old_file().path_bytes())
+            })
+            .unwrap_or_else(|| entry.path_bytes());
+        paths.push(String::from_utf8_lossy(path).into_owned());
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use git2::{RepositoryInitOptions, Signature, Time};
+    use tempfile::TempDir;
+
+    use super::*;
+
+    /// Author time of the first commit. Each later commit is one hour newer.
+    const START: i64 = 1_700_000_000;
+    const HOUR: i64 = 3_600;
+
+    /// A repository on `main` with this history, HEAD at `main`:
+    ///
+    /// ```text
+    /// c1 (v0.1.0, annotated) - c2 (v0.1.1 + release/0.1.1) - c3 (v0.2.0)
+    ///   - c4 (merge of `feature`) - c5
+    /// ```
+    ///
+    /// `feature` is one commit on top of c3 and the second parent of c4.
+    struct Fixture {
+        dir: TempDir,
+        repository: Repository,
+        main: Vec<Oid>,
+        feature: Oid,
+    }
+
+    impl Fixture {
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        fn read_file(&self, name: &str) -> String {
+            fs::read_to_string(self.path().join(name)).unwrap()
+        }
+
+        fn write_file(&self, name: &str, content: &str) {
+            write_file(self.path(), name, content);
+        }
+
+        fn id(&self, index: usize) -> String {
+            self.main[index].to_string()
+        }
+    }
+
+    fn signature(seconds: i64) -> Signature<'static> {
+        Signature::new("Ada Lovelace", "ada@example.com", &Time::new(seconds, 0)).unwrap()
+    }
+
+    fn write_file(root: &Path, name: &str, content: &str) {
+        let path = root.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    fn init(dir: &Path) -> Repository {
+        let mut options = RepositoryInitOptions::new();
+        options.initial_head("main");
+        Repository::init_opts(dir, &options).unwrap()
+    }
+
+    /// Writes and stages `files`, then commits the index with `parents`.
+    /// Moves HEAD only when `move_head` is set.
+    fn commit(
+        repository: &Repository,
+        files: &[(&str, &str)],
+        message: &str,
+        seconds: i64,
+        parents: &[Oid],
+        move_head: bool,
+    ) -> Oid {
+        let root = repository.workdir().unwrap();
+        let mut index = repository.index().unwrap();
+        for (name, content) in files {
+            write_file(root, name, content);
+            index.add_path(Path::new(name)).unwrap();
+        }
+        index.write().unwrap();
+
+        let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
+        let parents: Vec<Commit> = parents
+            .iter()
+            .map(|id| repository.find_commit(*id).unwrap())
+            .collect();
+        let parents: Vec<&Commit> = parents.iter().collect();
+        let author = signature(seconds);
+        let update_ref = move_head.then_some("HEAD");
+        repository
+            .commit(update_ref, &author, &author, message, &tree, &parents)
+            .unwrap()
+    }
+
+    fn tag_annotated(repository: &Repository, name: &str, id: Oid) {
+        let object = repository.find_object(id, None).unwrap();
+        let message = format!("Release {name}");
+        repository
+            .tag(name, &object, &signature(START), &message, false)
+            .unwrap();
+    }
+
+    fn tag_lightweight(repository: &Repository, name: &str, id: Oid) {
+        let object = repository.find_object(id, None).unwrap();
+        repository.tag_lightweight(name, &object, false).unwrap();
+    }
+
+    fn fixture() -> Fixture {
+        let dir = TempDir::new().unwrap();
+        let repository = init(dir.path());
+
+        let files = [("app.txt", "v1\n"), (".gitignore", "*.log\n")];
+        let c1 = commit(
+            &repository,
+            &files,
+            "Add app\n\nFirst version.\n",
+            START,
+            &[],
+            true,
+        );
+        tag_annotated(&repository, "v0.1.0", c1);
+
+        let c2 = commit(
+            &repository,
+            &[("app.txt", "v1.1\n")],
+            "Fix typo\n",
+            START + HOUR,
+            &[c1],
+            true,
+        );
+        tag_lightweight(&repository, "v0.1.1", c2);
+        tag_annotated(&repository, "release/0.1.1", c2);
+
+        let c3 = commit(
+            &repository,
+            &[("app.txt", "v2\n")],
+            "Add feature flag\n",
+            START + 2 * HOUR,
+            &[c2],
+            true,
+        );
+        tag_annotated(&repository, "v0.2.0", c3);
+
+        let feature = commit(
+            &repository,
+            &[("feature.txt", "on\n")],
+            "Add feature file\n",
+            START + 3 * HOUR,
+            &[c3],
+            false,
+        );
+        let feature_commit = repository.find_commit(feature).unwrap();
+        repository
+            .branch("feature", &feature_commit, false)
+            .unwrap();
+
+        let c4 = commit(
+            &repository,
+            &[("app.txt", "v2.1\n")],
+            "Merge feature\n",
+            START + 4 * HOUR,
+            &[c3, feature],
+            true,
+        );
+        let c5 = commit(
+            &repository,
+            &[("app.txt", "v3\n")],
+            "Bump config\n",
+            START + 5 * HOUR,
+            &[c4],
+            true,
+        );
+
+        drop(feature_commit);
+        Fixture {
+            dir,
+            repository,
+            main: vec![c1, c2, c3, c4, c5],
+            feature,
+        }
+    }
+
+    fn short(id: Oid) -> String {
+        id.to_string()[..7].to_owned()
+    }
+
+    fn subjects(entries: &[HistoryEntry]) -> Vec<&str> {
+        entries.iter().map(|entry| entry.subject.as_str()).collect()
+    }
+
+    #[test]
+    fn history_lists_first_parent_newest_first() {
+        let fixture = fixture();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        let commits: Vec<String> = info
+            .history
+            .iter()
+            .map(|entry| entry.commit.clone())
+            .collect();
+        let expected: Vec<String> = (0..5).rev().map(|index| fixture.id(index)).collect();
+        assert_eq!(commits, expected);
+        assert_eq!(
+            subjects(&info.history),
+            [
+                "Bump config",
+                "Merge feature",
+                "Add feature flag",
+                "Fix typo",
+                "Add app"
+            ]
+        );
+    }
+
+    #[test]
+    fn history_entries_carry_tags_author_time() {
+        let fixture = fixture();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        let tags: Vec<Vec<String>> = info
+            .history
+            .iter()
+            .map(|entry| entry.tags.clone())
+            .collect();
+        let expected: Vec<Vec<String>> = vec![
+            vec![],
+            vec![],
+            vec!["v0.2.0".to_owned()],
+            vec!["release/0.1.1".to_owned(), "v0.1.1".to_owned()],
+            vec!["v0.1.0".to_owned()],
+        ];
+        assert_eq!(tags, expected);
+
+        let times: Vec<i64> = info.history.iter().map(|entry| entry.time).collect();
+        // Hour 3 is the `feature` commit, which is off the first-parent chain.
+        let expected_times: Vec<i64> = [5, 4, 2, 1, 0]
+            .iter()
+            .map(|hour| START + hour * HOUR)
+            .collect();
+        assert_eq!(times, expected_times);
+
+        for entry in &info.history {
+            assert_eq!(entry.author, "Ada Lovelace");
+            assert_eq!(entry.short, entry.commit[..7]);
+        }
+    }
+
+    #[test]
+    fn history_marks_only_head_deployed() {
+        let fixture = fixture();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        let deployed: Vec<bool> = info.history.iter().map(|entry| entry.deployed).collect();
+        assert_eq!(deployed, [true, false, false, false, false]);
+    }
+
+    #[test]
+    fn history_honours_limit() {
+        let fixture = fixture();
+
+        let two = read(fixture.path(), None, 2).unwrap();
+        let none = read(fixture.path(), None, 0).unwrap();
+
+        assert_eq!(subjects(&two.history), ["Bump config", "Merge feature"]);
+        assert!(none.history.is_empty());
+    }
+
+    #[test]
+    fn read_reports_head_and_branch() {
+        let fixture = fixture();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        assert_eq!(info.commit, fixture.id(4));
+        assert_eq!(info.short, short(fixture.main[4]));
+        assert_eq!(info.branch.as_deref(), Some("main"));
+        assert_eq!(info.history_branch.as_deref(), Some("main"));
+        assert!(info.dirty.is_empty());
+        assert_eq!(info.label(), short(fixture.main[4]));
+    }
+
+    #[test]
+    fn read_follows_given_branch() {
+        let fixture = fixture();
+
+        let info = read(fixture.path(), Some("feature"), 10).unwrap();
+
+        assert_eq!(info.history_branch.as_deref(), Some("feature"));
+        assert_eq!(info.branch.as_deref(), Some("main"));
+        assert_eq!(info.history[0].commit, fixture.feature.to_string());
+        assert_eq!(
+            subjects(&info.history),
+            [
+                "Add feature file",
+                "Add feature flag",
+                "Fix typo",
+                "Add app"
+            ]
+        );
+        assert!(info.history.iter().all(|entry| !entry.deployed));
+    }
+
+    #[test]
+    fn read_rejects_unknown_branch() {
+        let fixture = fixture();
+
+        let error = read(fixture.path(), Some("release"), 10).unwrap_err();
+
+        let VersionsError::UnknownBranch { path, branch } = &error else {
+            panic!("expected UnknownBranch, got {error:?}");
+        };
+        assert_eq!(path, fixture.path());
+        assert_eq!(branch, "release");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "branch `release` not found in `{}`",
+                fixture.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn read_rejects_bare_and_missing_repositories() {
+        let dir = TempDir::new().unwrap();
+        let bare = dir.path().join("bare.git");
+        Repository::init_bare(&bare).unwrap();
+        let missing = dir.path().join("missing");
+
+        for path in [bare, missing] {
+            let error = read(&path, None, 10).unwrap_err();
+            assert!(
+                matches!(&error, VersionsError::Open { path: reported, .. } if *reported == path),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn describe_names_exact_tag() {
+        let fixture = fixture();
+        checkout(fixture.path(), "v0.2.0", None).unwrap();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        assert_eq!(info.describe.as_deref(), Some("v0.2.0"));
+        assert_eq!(info.label(), "v0.2.0");
+    }
+
+    #[test]
+    fn describe_counts_commits_since_tag() {
+        let fixture = fixture();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        // c4, c5 and the merged `feature` commit are not reachable from v0.2.0.
+        let expected = format!("v0.2.0-3-g{}", short(fixture.main[4]));
+        assert_eq!(info.describe, Some(expected));
+    }
+
+    #[test]
+    fn describe_is_none_without_tags() {
+        let dir = TempDir::new().unwrap();
+        let repository = init(dir.path());
+        commit(
+            &repository,
+            &[("app.txt", "v1\n")],
+            "Add app\n",
+            START,
+            &[],
+            true,
+        );
+
+        let info = read(dir.path(), None, 10).unwrap();
+
+        assert_eq!(info.describe, None);
+        assert_eq!(subjects(&info.history), ["Add app"]);
+        assert!(info.history[0].tags.is_empty());
+    }
+
+    #[test]
+    fn describe_is_none_when_tags_unreachable() {
+        let fixture = fixture();
+        tag_annotated(&fixture.repository, "feature-1", fixture.feature);
+        let root = commit(&fixture.repository, &[], "Start over\n", START, &[], false);
+        fixture.repository.set_head_detached(root).unwrap();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        assert_eq!(info.describe, None);
+    }
+
+    #[test]
+    fn checkout_older_tag_detaches_and_keeps_history() {
+        let fixture = fixture();
+
+        let moved = checkout(fixture.path(), "v0.2.0", None).unwrap();
+
+        assert_eq!(
+            moved,
+            Checkout {
+                from: fixture.id(4),
+                to: fixture.id(2),
+            }
+        );
+        assert!(fixture.repository.head_detached().unwrap());
+        assert_eq!(fixture.read_file("app.txt"), "v2\n");
+        assert!(!fixture.path().join("feature.txt").exists());
+
+        let info = read(fixture.path(), None, 10).unwrap();
+        assert_eq!(info.commit, fixture.id(2));
+        assert_eq!(info.branch, None);
+        assert_eq!(info.history_branch.as_deref(), Some("main"));
+        assert_eq!(info.history.len(), 5);
+        let deployed: Vec<bool> = info.history.iter().map(|entry| entry.deployed).collect();
+        assert_eq!(deployed, [false, false, true, false, false]);
+        assert!(info.dirty.is_empty());
+    }
+
+    #[test]
+    fn checkout_given_branch_not_at_target_detaches() {
+        let fixture = fixture();
+
+        checkout(fixture.path(), "HEAD~1", Some("main")).unwrap();
+
+        assert!(fixture.repository.head_detached().unwrap());
+        assert_eq!(fixture.read_file("app.txt"), "v2.1\n");
+        let head = fixture.repository.head().unwrap().target().unwrap();
+        assert_eq!(head, fixture.main[3]);
+    }
+
+    #[test]
+    fn checkout_tip_reattaches_branch() {
+        let fixture = fixture();
+        checkout(fixture.path(), "v0.1.0", None).unwrap();
+
+        let moved = checkout(fixture.path(), &fixture.id(4), None).unwrap();
+
+        assert_eq!(moved.from, fixture.id(0));
+        assert_eq!(moved.to, fixture.id(4));
+        assert!(!fixture.repository.head_detached().unwrap());
+        let info = read(fixture.path(), None, 10).unwrap();
+        assert_eq!(info.branch.as_deref(), Some("main"));
+        assert_eq!(fixture.read_file("app.txt"), "v3\n");
+        assert_eq!(fixture.read_file("feature.txt"), "on\n");
+    }
+
+    #[test]
+    fn checkout_tip_attaches_given_branch() {
+        let fixture = fixture();
+        checkout(fixture.path(), "v0.2.0", None).unwrap();
+
+        checkout(fixture.path(), "feature", Some("feature")).unwrap();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+        assert_eq!(info.branch.as_deref(), Some("feature"));
+        assert_eq!(info.commit, fixture.feature.to_string());
+        assert_eq!(fixture.read_file("app.txt"), "v2\n");
+    }
+
+    #[test]
+    fn checkout_head_changes_nothing() {
+        let fixture = fixture();
+        fixture.write_file("app.txt", "local edit\n");
+
+        let moved = checkout(fixture.path(), "main", None).unwrap();
+
+        assert_eq!(moved.from, fixture.id(4));
+        assert_eq!(moved.to, fixture.id(4));
+        assert_eq!(fixture.read_file("app.txt"), "local edit\n");
+        assert!(!fixture.repository.head_detached().unwrap());
+    }
+
+    #[test]
+    fn checkout_rejects_modified_file() {
+        let fixture = fixture();
+        fixture.write_file("app.txt", "local edit\n");
+
+        let error = checkout(fixture.path(), "v0.1.0", None).unwrap_err();
+
+        let VersionsError::Dirty { path, files } = &error else {
+            panic!("expected Dirty, got {error:?}");
+        };
+        assert_eq!(path, fixture.path());
+        assert_eq!(files, &["app.txt"]);
+        assert_eq!(fixture.read_file("app.txt"), "local edit\n");
+        assert_eq!(fixture.read_file("feature.txt"), "on\n");
+        assert!(!fixture.repository.head_detached().unwrap());
+        let head = fixture.repository.head().unwrap().target().unwrap();
+        assert_eq!(head, fixture.main[4]);
+        assert_eq!(
+            error.hint().as_deref(),
+            Some("commit, stash or discard the changes, then retry")
+        );
+    }
+
+    #[test]
+    fn checkout_rejects_untracked_file() {
+        let fixture = fixture();
+        fixture.write_file("notes/todo/first.txt", "draft\n");
+        fixture.write_file("server.log", "ignored\n");
+
+        let error = checkout(fixture.path(), "v0.1.0", None).unwrap_err();
+
+        let VersionsError::Dirty { files, .. } = &error else {
+            panic!("expected Dirty, got {error:?}");
+        };
+        assert_eq!(files, &["notes/todo/first.txt"]);
+        assert_eq!(fixture.read_file("notes/todo/first.txt"), "draft\n");
+        assert_eq!(fixture.read_file("app.txt"), "v3\n");
+        let head = fixture.repository.head().unwrap().target().unwrap();
+        assert_eq!(head, fixture.main[4]);
+    }
+
+    #[test]
+    fn checkout_ignores_ignored_files() {
+        let fixture = fixture();
+        fixture.write_file("server.log", "kept\n");
+        fixture.write_file("logs/old/boot.log", "kept\n");
+
+        assert_eq!(dirty_files(fixture.path()).unwrap(), Vec::<String>::new());
+        checkout(fixture.path(), "v0.1.0", None).unwrap();
+
+        assert_eq!(fixture.read_file("app.txt"), "v1\n");
+        assert_eq!(fixture.read_file("server.log"), "kept\n");
+        assert_eq!(fixture.read_file("logs/old/boot.log"), "kept\n");
+    }
+
+    #[test]
+    fn checkout_rejects_unknown_revision() {
+        let fixture = fixture();
+
+        let error = checkout(fixture.path(), "v9.9.9", None).unwrap_err();
+
+        assert!(
+            matches!(&error, VersionsError::UnknownRevision { rev, .. } if rev == "v9.9.9"),
+            "{error:?}"
+        );
+        let head = fixture.repository.head().unwrap().target().unwrap();
+        assert_eq!(head, fixture.main[4]);
+    }
+
+    #[test]
+    fn dirty_files_lists_sorted_paths() {
+        let fixture = fixture();
+        fixture.write_file("app.txt", "local edit\n");
+        fixture.write_file("zeta.txt", "untracked\n");
+        fixture.write_file("alpha.txt", "staged\n");
+        let mut index = fixture.repository.index().unwrap();
+        index.add_path(Path::new("alpha.txt")).unwrap();
+        index.write().unwrap();
+        fs::remove_file(fixture.path().join("feature.txt")).unwrap();
+
+        let files = dirty_files(fixture.path()).unwrap();
+
+        assert_eq!(files, ["alpha.txt", "app.txt", "feature.txt", "zeta.txt"]);
+    }
+
+    #[test]
+    fn dirty_files_lists_rename_new_path() {
+        let fixture = fixture();
+        fs::rename(
+            fixture.path().join("feature.txt"),
+            fixture.path().join("flags.txt"),
+        )
+        .unwrap();
+        let mut index = fixture.repository.index().unwrap();
+        index.remove_path(Path::new("feature.txt")).unwrap();
+        index.add_path(Path::new("flags.txt")).unwrap();
+        index.write().unwrap();
+
+        let files = dirty_files(fixture.path()).unwrap();
+
+        assert_eq!(files, ["flags.txt"]);
+    }
+
+    #[test]
+    fn resolve_accepts_tags_branches_and_ancestry() {
+        let fixture = fixture();
+        let short_c2 = short(fixture.main[1]);
+        let cases = [
+            ("HEAD", fixture.id(4)),
+            ("HEAD~1", fixture.id(3)),
+            ("HEAD~2", fixture.id(2)),
+            ("v0.1.0", fixture.id(0)),
+            ("v0.1.1", fixture.id(1)),
+            ("feature", fixture.feature.to_string()),
+            (short_c2.as_str(), fixture.id(1)),
+        ];
+
+        for (rev, expected) in cases {
+            assert_eq!(resolve(fixture.path(), rev).unwrap(), expected, "{rev}");
+        }
+    }
+
+    #[test]
+    fn resolve_rejects_unknown_revision() {
+        let fixture = fixture();
+
+        for rev in ["v9.9.9", "HEAD~9", "", "HEAD^{tree}"] {
+            let error = resolve(fixture.path(), rev).unwrap_err();
+            let VersionsError::UnknownRevision {
+                path,
+                rev: reported,
+                ..
+            } = &error
+            else {
+                panic!("expected UnknownRevision for `{rev}`, got {error:?}");
+            };
+            assert_eq!(path, fixture.path());
+            assert_eq!(reported, rev);
+        }
+
+        let error = resolve(fixture.path(), "v9.9.9").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "unknown revision `v9.9.9` in `{}`",
+                fixture.path().display()
+            )
+        );
+        assert_eq!(
+            error.hint().as_deref(),
+            Some("list versions with `rewind versions`")
+        );
+    }
+
+    #[test]
+    fn commits_between_lists_undone_commits() {
+        let fixture = fixture();
+
+        let undone = commits_between(fixture.path(), "main", "v0.1.1").unwrap();
+
+        let commits: Vec<String> = undone.iter().map(|entry| entry.commit.clone()).collect();
+        assert_eq!(commits, [fixture.id(4), fixture.id(3), fixture.id(2)]);
+        assert_eq!(undone[2].tags, ["v0.2.0"]);
+        let deployed: Vec<bool> = undone.iter().map(|entry| entry.deployed).collect();
+        assert_eq!(deployed, [true, false, false]);
+    }
+
+    #[test]
+    fn commits_between_is_empty_when_rolling_forward() {
+        let fixture = fixture();
+
+        let undone = commits_between(fixture.path(), "v0.1.1", "main").unwrap();
+
+        assert!(undone.is_empty());
+    }
+
+    #[test]
+    fn commits_between_skips_commits_merged_into_target() {
+        let fixture = fixture();
+
+        // `feature` is reachable from c4 only through c4's second parent.
+        let undone = commits_between(fixture.path(), "feature", "HEAD~1").unwrap();
+
+        assert!(undone.is_empty());
+    }
+
+    #[test]
+    fn detached_history_prefers_main_branch() {
+        let fixture = fixture();
+        let tip = fixture.repository.find_commit(fixture.main[4]).unwrap();
+        fixture.repository.branch("alpha", &tip, false).unwrap();
+        checkout(fixture.path(), "v0.1.1", None).unwrap();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        assert_eq!(info.history_branch.as_deref(), Some("main"));
+        assert_eq!(info.history.len(), 5);
+    }
+
+    #[test]
+    fn detached_history_without_branch_starts_at_head() {
+        let fixture = fixture();
+        fixture
+            .repository
+            .set_head_detached(fixture.main[4])
+            .unwrap();
+        let hotfix = commit(
+            &fixture.repository,
+            &[("app.txt", "v3.1\n")],
+            "Hotfix\n",
+            START + 6 * HOUR,
+            &[fixture.main[4]],
+            true,
+        );
+
+        let info = read(fixture.path(), None, 3).unwrap();
+
+        assert_eq!(info.commit, hotfix.to_string());
+        assert_eq!(info.branch, None);
+        assert_eq!(info.history_branch, None);
+        assert_eq!(
+            subjects(&info.history),
+            ["Hotfix", "Bump config", "Merge feature"]
+        );
+        assert!(info.history[0].deployed);
+    }
 }

@@ -1,23 +1,72 @@
-//! Rollback plans and their executor.
+//! Rollbacks: a [`Plan`] built from a request and shown before anything
+//! runs, and the executor that runs it step by step, verifies health and
+//! returns the service to where it started when a step fails.
+
+mod executor;
+mod plan;
 
 use serde::Serialize;
 
-/// One step of a rollback plan.
+pub use executor::execute;
+pub use plan::{Plan, PlannedStep, RollbackError, VersionRef, build_plan};
+
+/// One step of a rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
+    /// Take the service lock.
     Lock,
+    /// Check that the working tree has no uncommitted changes.
     CheckClean,
+    /// Check out the target version.
     Checkout,
+    /// Run the restart command.
     Restart,
+    /// Wait until health passes `success_threshold` probes in a row.
     VerifyHealth,
+    /// Check the original version out again and restart, after a failure.
+    Revert,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Lock => "lock",
+            StepKind::CheckClean => "check clean",
+            StepKind::Checkout => "checkout",
+            StepKind::Restart => "restart",
+            StepKind::VerifyHealth => "verify health",
+            StepKind::Revert => "revert",
+        }
+    }
 }
 
 /// How a rollback run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum RunOutcome {
+    /// The target version runs and passed health verification.
     Succeeded,
+    /// A step failed; the original version was checked out and restarted.
     Reverted { reason: String },
+    /// A step failed and returning to the original version failed too.
+    RevertFailed {
+        reason: String,
+        revert_error: String,
+    },
+    /// Nothing was changed: the lock was held, the tree dirty, or the
+    /// target invalid.
     Refused { reason: String },
+}
+
+impl RunOutcome {
+    /// Returns the process exit code for this outcome: 0 done, 1 failed,
+    /// 3 refused before any change.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunOutcome::Succeeded => 0,
+            RunOutcome::Reverted { .. } | RunOutcome::RevertFailed { .. } => 1,
+            RunOutcome::Refused { .. } => 3,
+        }
+    }
 }

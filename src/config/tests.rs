@@ -1,0 +1,304 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::{ConfigError, parse};
+
+/// Makes a folder holding `services.toml`'s neighbours: a git working tree
+/// `repo`, and a plain folder `plain`.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    git2::Repository::init(dir.path().join("repo")).unwrap();
+    std::fs::create_dir(dir.path().join("plain")).unwrap();
+    dir
+}
+
+fn service(name: &str, extra: &str) -> String {
+    format!(
+        "[services.{name}]\n\
+         deploy_dir = \"repo\"\n\
+         {extra}\n\
+         [services.{name}.health]\n\
+         url = \"http://127.0.0.1:9/health\"\n\
+         [services.{name}.restart]\n\
+         command = [\"true\"]\n"
+    )
+}
+
+fn check(dir: &Path, text: &str) -> Result<super::Config, ConfigError> {
+    parse(&dir.join("services.toml"), text)
+}
+
+/// Returns line, column and message of an `Invalid` error.
+fn invalid(dir: &Path, text: &str) -> (usize, usize, String, String) {
+    match check(dir, text) {
+        Err(ConfigError::Invalid {
+            location,
+            message,
+            hint,
+        }) => (
+            location.line,
+            location.column,
+            message,
+            hint.unwrap_or_default(),
+        ),
+        Err(other) => panic!("expected an invalid-config error, got {other}"),
+        Ok(_) => panic!("expected an error for:\n{text}"),
+    }
+}
+
+#[test]
+fn defaults_follow_kubernetes_probes() {
+    let dir = fixture();
+    let config = check(dir.path(), &service("orders", "")).unwrap();
+    let orders = config.service("orders").unwrap();
+
+    assert_eq!(orders.health.interval, Duration::from_secs(10));
+    assert_eq!(orders.health.timeout, Duration::from_secs(1));
+    assert_eq!(orders.health.failure_threshold, 3);
+    assert_eq!(orders.health.success_threshold, 1);
+    assert_eq!(orders.restart.timeout, Duration::from_secs(30));
+    assert_eq!(orders.deploy_dir, dir.path().join("repo"));
+}
+
+#[test]
+fn services_keep_file_order() {
+    let dir = fixture();
+    let text = format!(
+        "{}{}{}",
+        service("zeta", ""),
+        service("alpha", ""),
+        service("mid", "")
+    );
+    let config = check(dir.path(), &text).unwrap();
+    let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+
+    assert_eq!(names, ["zeta", "alpha", "mid"]);
+}
+
+#[test]
+fn state_dir_is_relative_to_config_folder() {
+    let dir = fixture();
+    let text = format!("state_dir = \"var/state\"\n{}", service("orders", ""));
+    let config = check(dir.path(), &text).unwrap();
+
+    assert_eq!(config.state_dir, dir.path().join("var/state"));
+}
+
+#[test]
+fn durations_parse_human_units() {
+    let dir = fixture();
+    let text = service("orders", "").replace(
+        "url = ",
+        "interval = \"1m 30s\"\ntimeout = \"250ms\"\nurl = ",
+    );
+    let config = check(dir.path(), &text).unwrap();
+
+    assert_eq!(config.services[0].health.interval, Duration::from_secs(90));
+    assert_eq!(
+        config.services[0].health.timeout,
+        Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_position() {
+    let dir = fixture();
+    let text = service("orders", "colour = \"blue\"");
+    let (line, column, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (3, 1));
+    assert!(message.contains("unknown field `colour`"), "{message}");
+    assert!(hint.contains("remove the key"), "{hint}");
+}
+
+#[test]
+fn duplicate_service_is_rejected() {
+    let dir = fixture();
+    let text = format!("{}{}", service("orders", ""), service("orders", ""));
+    let (line, _, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!(line, 8);
+    assert!(message.contains("duplicate key"), "{message}");
+    assert!(hint.contains("may appear once"), "{hint}");
+}
+
+#[test]
+fn unknown_dependency_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "depends_on = [\"billing\"]");
+    let (line, column, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (3, 15));
+    assert_eq!(
+        message,
+        "service `orders` depends on unknown service `billing`"
+    );
+}
+
+#[test]
+fn dependency_cycle_is_printed() {
+    let dir = fixture();
+    let text = format!(
+        "{}{}{}",
+        service("a", "depends_on = [\"b\"]"),
+        service("b", "depends_on = [\"c\"]"),
+        service("c", "depends_on = [\"a\"]"),
+    );
+    let (line, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(message, "dependency cycle: a -> b -> c -> a");
+    assert_eq!(line, 3);
+}
+
+#[test]
+fn self_dependency_is_rejected() {
+    let dir = fixture();
+    let text = service("a", "depends_on = [\"a\"]");
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(message, "service `a` depends on itself");
+}
+
+#[test]
+fn missing_deploy_dir_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "").replace("\"repo\"", "\"gone\"");
+    let (line, column, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (2, 14));
+    assert_eq!(
+        message,
+        format!(
+            "deploy directory `{}` does not exist",
+            dir.path().join("gone").display()
+        )
+    );
+}
+
+#[test]
+fn plain_folder_is_not_a_work_tree() {
+    let dir = fixture();
+    let text = service("orders", "").replace("\"repo\"", "\"plain\"");
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert!(message.ends_with("is not a git working tree"), "{message}");
+}
+
+#[test]
+fn unparsable_url_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "").replace("http://127.0.0.1:9/health", "127.0.0.1 health");
+    let (line, column, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (5, 7));
+    assert!(
+        message.starts_with("invalid health URL `127.0.0.1 health`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn non_http_url_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "").replace("http://127.0.0.1:9/health", "ftp://host/x");
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(
+        message,
+        "invalid health URL `ftp://host/x`: not an http or https URL"
+    );
+}
+
+#[test]
+fn zero_and_negative_values_are_rejected() {
+    let dir = fixture();
+    let cases = [
+        ("interval = \"0s\"", "`interval` must be greater than zero"),
+        (
+            "interval = \"-1s\"",
+            "invalid duration `-1s` for `interval`",
+        ),
+        (
+            "interval = 10",
+            "invalid duration `10` for `interval`: expected a string",
+        ),
+        ("timeout = \"0ms\"", "`timeout` must be greater than zero"),
+        ("failure_threshold = 0", "invalid `failure_threshold` `0`"),
+        ("failure_threshold = -2", "invalid `failure_threshold` `-2`"),
+        ("success_threshold = 0", "invalid `success_threshold` `0`"),
+    ];
+    for (setting, expected) in cases {
+        let text = service("orders", "").replace("url = ", &format!("{setting}\nurl = "));
+        let (line, column, message, _) = invalid(dir.path(), &text);
+
+        assert!(message.starts_with(expected), "{setting}: {message}");
+        assert_eq!(line, 5, "{setting}");
+        assert_eq!(column, setting.find('=').unwrap() + 3, "{setting}");
+    }
+}
+
+#[test]
+fn empty_restart_command_is_rejected() {
+    for command in ["[]", "[\"\"]", "[\"  \"]"] {
+        let dir = fixture();
+        let text = service("orders", "").replace("[\"true\"]", command);
+        let (line, column, message, hint) = invalid(dir.path(), &text);
+
+        assert_eq!((line, column), (7, 11), "{command}");
+        assert_eq!(message, "empty restart command");
+        assert!(hint.contains("[\"systemctl\""), "{hint}");
+    }
+}
+
+#[test]
+fn unsupported_strategy_is_rejected() {
+    let dir = fixture();
+    let text = format!(
+        "{}[services.orders.rollback]\nstrategy = \"data\"\n",
+        service("orders", "")
+    );
+    let (line, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(line, 9);
+    assert_eq!(message, "unsupported rollback strategy `data`");
+}
+
+#[test]
+fn service_name_must_be_path_safe() {
+    let dir = fixture();
+    let text = service("\"../etc\"", "");
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(message, "invalid service name `../etc`");
+}
+
+#[test]
+fn missing_url_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "").replace("url = \"http://127.0.0.1:9/health\"", "");
+    let (line, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(line, 4);
+    assert!(message.contains("missing field `url`"), "{message}");
+}
+
+#[test]
+fn report_shows_line_and_caret() {
+    let dir = fixture();
+    let text = service("orders", "depends_on = [\"billing\"]");
+    let report = check(dir.path(), &text).unwrap_err().report();
+
+    assert!(
+        report.contains("services.toml:3:15: service `orders`"),
+        "{report}"
+    );
+    assert!(
+        report.contains("3 | depends_on = [\"billing\"]"),
+        "{report}"
+    );
+    assert!(report.contains("  |               ^"), "{report}");
+    assert!(
+        report.contains("hint: declare `[services.billing]`"),
+        "{report}"
+    );
+}

@@ -1,0 +1,94 @@
+//! The health pane: state, availability and latency sparkline of the
+//! selected service, and its newest error.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Sparkline, Wrap};
+
+use crate::dashboard::app::{App, Pane};
+use crate::dashboard::theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
+    let Some(service) = app.selected_service() else {
+        frame.render_widget(super::block(Pane::Health, "Health".into(), focused), area);
+        return;
+    };
+    let block = super::block(Pane::Health, format!("Health · {}", service.name), focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let [summary, url, spark, error] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+
+    let style = theme::health(service.health);
+    let mut parts = vec![Span::styled(
+        format!(
+            "{} {}",
+            theme::health_symbol(service.health),
+            service.health.as_str()
+        ),
+        style,
+    )];
+    if let Some(sample) = service.last_sample() {
+        let status = sample
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "—".into());
+        parts.push(Span::raw(format!(
+            "  {}ms  status {status}",
+            sample.latency.as_millis()
+        )));
+    }
+    if let Some(share) = service.availability() {
+        parts.push(Span::styled(
+            format!("  up {:.0}%", share * 100.0),
+            theme::muted(),
+        ));
+    }
+    frame.render_widget(Line::from(parts), summary);
+    frame.render_widget(
+        Line::styled(
+            super::truncate(&service.url, url.width as usize),
+            theme::muted(),
+        ),
+        url,
+    );
+
+    let width = spark.width as usize;
+    let latencies: Vec<u64> = service
+        .samples
+        .iter()
+        .rev()
+        .take(width)
+        .rev()
+        .map(|sample| sample.latency.as_millis() as u64)
+        .collect();
+    frame.render_widget(Sparkline::default().data(&latencies).style(style), spark);
+
+    let text = match service.last_error() {
+        Some(sample) => {
+            let message = sample.error.as_deref().unwrap_or_default();
+            Paragraph::new(vec![
+                Line::styled(
+                    format!("last error {}", super::clock(sample.at)),
+                    theme::muted(),
+                ),
+                Line::styled(message.to_owned(), theme::error()),
+            ])
+        }
+        None if service.samples.is_empty() => {
+            Paragraph::new(Line::styled("waiting for the first probe…", theme::muted()))
+        }
+        None => Paragraph::new(Line::styled(
+            "no errors in the recent samples",
+            theme::muted(),
+        )),
+    };
+    frame.render_widget(text.wrap(Wrap { trim: true }), error);
+}

@@ -1,0 +1,77 @@
+//! The services pane: one row per service that matches the filter, with its
+//! health, latency and deployed version. Only the rows that fit are built.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Row, Table};
+
+use crate::dashboard::app::{App, Mode, Pane};
+use crate::dashboard::theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
+    let visible = app.visible();
+    let filter = app.filter.value();
+    let title = if filter.is_empty() && app.mode != Mode::Filter {
+        format!("Services ({})", app.services.len())
+    } else {
+        format!(
+            "Services {}/{} /{}",
+            visible.len(),
+            app.services.len(),
+            filter
+        )
+    };
+    let block = super::block(Pane::Services, title, focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let height = inner.height.saturating_sub(1) as usize;
+    let position = visible.iter().position(|&i| i == app.selected).unwrap_or(0);
+    // Keep the selected row on screen: scroll so it is the last row when needed.
+    let offset = position.saturating_sub(height.saturating_sub(1));
+
+    let rows = visible.iter().skip(offset).take(height).map(|&index| {
+        let service = &app.services[index];
+        let style = theme::health(service.health);
+        let latency = service
+            .last_sample()
+            .map(|sample| format!("{}ms", sample.latency.as_millis()))
+            .unwrap_or_default();
+        let row = Row::new(vec![
+            Line::from(vec![
+                Span::styled(theme::health_symbol(service.health), style),
+                Span::raw(" "),
+                Span::raw(service.name.clone()),
+            ]),
+            Line::styled(service.health.as_str(), style),
+            Line::from(latency).right_aligned(),
+            Line::from(service.version_label()),
+        ]);
+        if index == app.selected {
+            row.style(theme::selected())
+        } else {
+            row
+        }
+    });
+
+    let widths = [
+        Constraint::Fill(2),
+        Constraint::Length(9),
+        Constraint::Length(6),
+        Constraint::Fill(1),
+    ];
+    let header = Row::new(["SERVICE", "HEALTH", "LAT", "VERSION"]).style(theme::muted());
+    let table = Table::new(rows, widths).header(header).column_spacing(1);
+    frame.render_widget(table, inner);
+
+    if visible.is_empty() {
+        let empty = Line::styled("no service matches the filter", theme::muted());
+        let line_area = Rect {
+            y: inner.y + 1,
+            height: 1,
+            ..inner
+        };
+        frame.render_widget(empty, line_area);
+    }
+}

@@ -1,0 +1,255 @@
+//! `view`: draws the whole dashboard from the state. It reads the state and
+//! changes nothing: header, the four panes, the footer, then any dialog.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::app::{App, Mode, Pane};
+use super::keymap;
+use super::panes;
+use super::theme;
+use crate::engine::health::HealthState;
+use crate::engine::rollback::Plan;
+
+/// Draws the state into the frame.
+pub fn view(app: &App, frame: &mut Frame) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+
+    render_header(frame, header, app);
+
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
+    let [services, versions] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    let [health, run] =
+        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(bottom);
+    panes::services::render(frame, services, app, app.focus == Pane::Services);
+    panes::versions::render(frame, versions, app, app.focus == Pane::Versions);
+    panes::health::render(frame, health, app, app.focus == Pane::Health);
+    panes::run::render(frame, run, app, app.focus == Pane::Run);
+
+    render_footer(frame, footer, app);
+
+    match &app.mode {
+        Mode::Confirm(plan) => render_confirm(frame, plan),
+        Mode::Planning { service, .. } => render_notice_box(
+            frame,
+            "Planning",
+            &format!("building the plan for `{service}`…"),
+        ),
+        Mode::ConfirmQuit => {
+            let service = app.running().map_or("", |run| run.service.as_str());
+            render_notice_box(
+                frame,
+                "Quit?",
+                &format!(
+                    "A rollback of `{service}` is running. Quitting stops it at its current \
+                     step and does not revert it. Quit anyway? y/Enter quit · n/Esc stay"
+                ),
+            );
+        }
+        Mode::Help => render_help(frame),
+        Mode::Normal | Mode::Filter => {}
+    }
+}
+
+fn render_header(frame: &mut Frame, area: Rect, app: &App) {
+    let [healthy, unhealthy, down, unknown] = app.counts();
+    let count = |state: HealthState, n: usize| {
+        Span::styled(
+            format!("{} {n} {}  ", theme::health_symbol(state), state.as_str()),
+            if n == 0 {
+                theme::muted()
+            } else {
+                theme::health(state)
+            },
+        )
+    };
+    let newest = app.newest_sample.map_or_else(
+        || "no sample yet".to_owned(),
+        |at| format!("sample {} UTC", panes::clock(at)),
+    );
+    let counts = vec![
+        count(HealthState::Healthy, healthy),
+        count(HealthState::Unhealthy, unhealthy),
+        count(HealthState::Down, down),
+        count(HealthState::Unknown, unknown),
+        Span::styled(newest, theme::muted()),
+    ];
+    let counts_width: usize = counts.iter().map(|span| span.width()).sum();
+
+    // The config path gets what is left and loses its start first.
+    let room = (area.width as usize).saturating_sub(counts_width + 10);
+    let path = shorten_path(&app.config_path, room);
+    let mut spans = vec![
+        Span::styled(" rewind ", theme::key()),
+        Span::styled(path, theme::muted()),
+        Span::raw("  "),
+    ];
+    spans.extend(counts);
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn shorten_path(path: &str, width: usize) -> String {
+    let length = path.chars().count();
+    if length <= width {
+        return path.to_owned();
+    }
+    if width < 2 {
+        return String::new();
+    }
+    let tail: String = path.chars().skip(length - (width - 1)).collect();
+    format!("…{tail}")
+}
+
+fn render_footer(frame: &mut Frame, area: Rect, app: &App) {
+    let mut spans = Vec::new();
+    if app.mode == Mode::Filter {
+        spans.push(Span::styled(" filter: ", theme::key()));
+        spans.push(Span::raw(app.filter.value().to_owned()));
+        spans.push(Span::styled("▏  ", theme::key()));
+    }
+    if let Some(notice) = &app.notice {
+        spans.push(Span::styled(format!(" {notice}"), theme::error()));
+        frame.render_widget(Line::from(spans), area);
+        return;
+    }
+    for binding in keymap::bindings(&app.mode, app.focus) {
+        spans.push(Span::styled(format!(" {}", binding.label), theme::key()));
+        spans.push(Span::raw(format!(
+            " {} ",
+            short_description(binding.description)
+        )));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// Returns the first words of a description, to fit the footer.
+fn short_description(description: &str) -> &str {
+    match description.find(" to the") {
+        Some(at) => &description[..at],
+        None => description,
+    }
+}
+
+/// Returns a centred area of at most `width` x `height` inside `area`.
+fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+fn render_notice_box(frame: &mut Frame, title: &str, text: &str) {
+    let area = centred(frame.area(), 60, 6);
+    frame.render_widget(Clear, area);
+    let block = panes::block(Pane::Run, title.to_owned(), true);
+    let text = Paragraph::new(text.to_owned())
+        .wrap(Wrap { trim: true })
+        .block(block);
+    frame.render_widget(text, area);
+}
+
+/// Draws the confirmation dialog: from and to, the commits undone, the steps.
+fn render_confirm(frame: &mut Frame, plan: &Plan) {
+    let area = centred(frame.area(), 76, 20);
+    frame.render_widget(Clear, area);
+    let title = format!("Roll back {}?", plan.service);
+    let block = panes::block(Pane::Run, title, true);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let width = inner.width as usize;
+    let mut lines = vec![Line::from(vec![
+        Span::raw(format!("{} ", plan.service)),
+        Span::styled(
+            format!("{} ({})", plan.from.label, plan.from.short),
+            theme::error(),
+        ),
+        Span::raw(" → "),
+        Span::styled(
+            format!("{} ({})", plan.to.label, plan.to.short),
+            theme::success(),
+        ),
+    ])];
+    let mut list = |title: &str, entries: &[crate::engine::versions::HistoryEntry]| {
+        if entries.is_empty() {
+            return;
+        }
+        lines.push(Line::styled(
+            format!("{title} ({}):", entries.len()),
+            theme::muted(),
+        ));
+        for entry in entries.iter().take(4) {
+            let text = format!("  {} {}", entry.short, entry.subject);
+            lines.push(Line::raw(panes::truncate(&text, width)));
+        }
+        if entries.len() > 4 {
+            lines.push(Line::styled(
+                format!("  … and {} more", entries.len() - 4),
+                theme::muted(),
+            ));
+        }
+    };
+    list("undoes", &plan.undone);
+    list("applies", &plan.applied);
+    if !plan.dirty.is_empty() {
+        let text = format!(
+            "⚠ uncommitted changes will stop the run: {}",
+            plan.dirty.join(", ")
+        );
+        lines.push(Line::styled(panes::truncate(&text, width), theme::error()));
+    }
+    lines.push(Line::styled("steps:", theme::muted()));
+    for (number, step) in plan.steps.iter().enumerate() {
+        let text = format!("  {}. {}", number + 1, step.description);
+        lines.push(Line::raw(panes::truncate(&text, width)));
+    }
+    lines.push(Line::styled(
+        "  on failure: check out the original again and restart",
+        theme::muted(),
+    ));
+
+    let [body, keys] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), body);
+    let keys_line = Line::from(vec![
+        Span::styled("y/Enter", theme::key()),
+        Span::raw(" run   "),
+        Span::styled("n/Esc", theme::key()),
+        Span::raw(" cancel"),
+    ]);
+    frame.render_widget(keys_line.centered(), keys);
+}
+
+fn render_help(frame: &mut Frame) {
+    let rows = keymap::NORMAL.len() + keymap::CONFIRM.len() + keymap::FILTER.len() + 8;
+    let area = centred(frame.area(), 64, rows as u16);
+    frame.render_widget(Clear, area);
+    let block = panes::block(Pane::Services, "Keys".to_owned(), true);
+
+    let mut lines = Vec::new();
+    let mut section = |title: &str, bindings: &[keymap::Binding]| {
+        lines.push(Line::styled(title.to_owned(), theme::muted()));
+        for binding in bindings {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<8}", binding.label), theme::key()),
+                Span::raw(binding.description),
+            ]));
+        }
+    };
+    section("dashboard", keymap::NORMAL);
+    section("confirmation dialog", keymap::CONFIRM);
+    section("filter", keymap::FILTER);
+    lines.push(Line::styled("? or Esc closes this help", theme::muted()));
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}

@@ -1,0 +1,323 @@
+//! Probe tasks, one per service, each with its own [`Tracker`] and sending
+//! an event per sample.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{self, MissedTickBehavior};
+use tracing::{debug, info};
+
+use super::probe::{probe, redact_url};
+use super::{MIN_PERIOD, Tracker};
+use crate::config::{HealthSpec, ServiceSpec};
+use crate::engine::event::EngineEvent;
+
+/// Handle to the running monitor. Dropping it stops every probe task.
+pub struct Monitor {
+    tasks: Vec<JoinHandle<()>>,
+    wakers: HashMap<String, Arc<Notify>>,
+}
+
+impl Monitor {
+    /// Starts one task per service that probes on its interval and sends a
+    /// [`EngineEvent::ProbeCompleted`] for each sample.
+    ///
+    /// The first probe of each service starts at once. A task stops when the
+    /// monitor is dropped or when the receiver of `events` is dropped.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
+    pub fn start(
+        client: reqwest::Client,
+        services: &[ServiceSpec],
+        events: mpsc::UnboundedSender<EngineEvent>,
+    ) -> Monitor {
+        let mut tasks = Vec::with_capacity(services.len());
+        let mut wakers = HashMap::with_capacity(services.len());
+
+        for service in services {
+            let waker = Arc::new(Notify::new());
+            let task = ServiceTask {
+                client: client.clone(),
+                service: service.name.clone(),
+                spec: service.health.clone(),
+                waker: Arc::clone(&waker),
+                events: events.clone(),
+            };
+            tasks.push(tokio::spawn(task.run()));
+            wakers.insert(service.name.clone(), waker);
+        }
+
+        Monitor { tasks, wakers }
+    }
+
+    /// Asks the task of `service` to probe now instead of at its next tick.
+    ///
+    /// A request made while a probe runs starts one more probe right after
+    /// it, and requests made meanwhile merge into that one. The next periodic
+    /// probe follows one interval after the requested one.
+    pub fn probe_now(&self, service: &str) {
+        match self.wakers.get(service) {
+            Some(waker) => waker.notify_one(),
+            None => debug!(service, "probe requested for an unknown service"),
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// State of the probe task of one service.
+struct ServiceTask {
+    client: reqwest::Client,
+    service: String,
+    spec: HealthSpec,
+    waker: Arc<Notify>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+}
+
+impl ServiceTask {
+    /// Probes on each tick or wake-up, one probe at a time, until the
+    /// receiver of the events is dropped.
+    async fn run(self) {
+        let service = self.service.as_str();
+        let mut tracker = Tracker::new(&self.spec);
+        let mut ticker = time::interval(self.spec.interval.max(MIN_PERIOD));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        debug!(service, url = %redact_url(&self.spec.url), "health probe task started");
+
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.waker.notified() => ticker.reset(),
+                _ = self.events.closed() => break,
+            }
+
+            let sample = tokio::select! {
+                sample = probe(&self.client, &self.spec) => sample,
+                _ = self.events.closed() => break,
+            };
+
+            let previous = tracker.state();
+            let state = tracker.record(sample.clone());
+            debug!(
+                service,
+                outcome = ?sample.outcome,
+                status = sample.status,
+                latency_ms = u64::try_from(sample.latency.as_millis()).unwrap_or(u64::MAX),
+                error = sample.error.as_deref(),
+                "health probe completed"
+            );
+            if state != previous {
+                info!(
+                    service,
+                    from = previous.as_str(),
+                    to = state.as_str(),
+                    "health state changed"
+                );
+            }
+
+            let event = EngineEvent::ProbeCompleted {
+                service: self.service.clone(),
+                sample,
+                state,
+            };
+            if self.events.send(event).is_err() {
+                break;
+            }
+        }
+
+        debug!(service, "health probe task stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{RestartSpec, RollbackPolicy, Strategy};
+    use crate::engine::health::test_support::{PATIENCE, TestServer, health_spec};
+    use crate::engine::health::{HealthState, ProbeOutcome, Sample, client};
+
+    fn service_spec(name: &str, health: HealthSpec) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_owned(),
+            deploy_dir: "/nonexistent".into(),
+            branch: None,
+            depends_on: Vec::new(),
+            health,
+            restart: RestartSpec {
+                command: vec!["true".to_owned()],
+                timeout: Duration::from_secs(1),
+            },
+            rollback: RollbackPolicy {
+                strategy: Strategy::Code,
+                verify_timeout: Duration::from_secs(1),
+            },
+        }
+    }
+
+    /// Receives events until one for `service` arrives.
+    async fn next_probe_of(
+        events: &mut mpsc::UnboundedReceiver<EngineEvent>,
+        service: &str,
+    ) -> (Sample, HealthState) {
+        let wait = async {
+            loop {
+                match events.recv().await {
+                    Some(EngineEvent::ProbeCompleted {
+                        service: name,
+                        sample,
+                        state,
+                    }) if name == service => return (sample, state),
+                    Some(_) => continue,
+                    None => panic!("event channel closed before a probe of {service}"),
+                }
+            }
+        };
+        time::timeout(PATIENCE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no probe of {service} within {PATIENCE:?}"))
+    }
+
+    #[tokio::test]
+    async fn monitor_reports_each_service() {
+        let first = TestServer::start().await;
+        let second = TestServer::start().await;
+        second.state.set_status(500);
+        let services = [
+            service_spec("api", health_spec(first.url("/health"))),
+            service_spec("worker", health_spec(second.url("/health"))),
+        ];
+        let (sender, mut events) = mpsc::unbounded_channel();
+
+        let _monitor = Monitor::start(client(), &services, sender);
+        let (api, api_state) = next_probe_of(&mut events, "api").await;
+        let (worker, _) = next_probe_of(&mut events, "worker").await;
+
+        assert_eq!(api.outcome, ProbeOutcome::Passed);
+        assert_eq!(api_state, HealthState::Healthy);
+        assert_eq!(worker.outcome, ProbeOutcome::BadStatus);
+        assert_eq!(worker.status, Some(500));
+    }
+
+    #[tokio::test]
+    async fn monitor_reaches_failure_threshold() {
+        let server = TestServer::start().await;
+        server.state.set_status(503);
+        let services = [service_spec("api", health_spec(server.url("/health")))];
+        let (sender, mut events) = mpsc::unbounded_channel();
+
+        let _monitor = Monitor::start(client(), &services, sender);
+        let mut states = Vec::new();
+        for _ in 0..3 {
+            let (_, state) = next_probe_of(&mut events, "api").await;
+            states.push(state);
+        }
+
+        assert_eq!(
+            states,
+            [
+                HealthState::Unknown,
+                HealthState::Unknown,
+                HealthState::Unhealthy
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn monitor_probe_now_runs_probe() {
+        let server = TestServer::start().await;
+        let mut spec = health_spec(server.url("/health"));
+        spec.interval = Duration::from_secs(3600);
+        let services = [service_spec("api", spec)];
+        let (sender, mut events) = mpsc::unbounded_channel();
+
+        let monitor = Monitor::start(client(), &services, sender);
+        let (first, _) = next_probe_of(&mut events, "api").await;
+        server.state.set_status(500);
+        monitor.probe_now("api");
+        let (second, state) = next_probe_of(&mut events, "api").await;
+
+        assert_eq!(first.outcome, ProbeOutcome::Passed);
+        assert_eq!(second.outcome, ProbeOutcome::BadStatus);
+        assert_eq!(state, HealthState::Healthy);
+        assert_eq!(server.state.requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn monitor_ignores_unknown_service() {
+        let (sender, _events) = mpsc::unbounded_channel();
+        let monitor = Monitor::start(client(), &[], sender);
+
+        monitor.probe_now("missing");
+
+        assert!(monitor.tasks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn monitor_never_overlaps_probes() {
+        let server = TestServer::start().await;
+        server.state.set_delay(Duration::from_millis(100));
+        let mut spec = health_spec(server.url("/slow"));
+        spec.interval = Duration::from_millis(10);
+        let services = [service_spec("api", spec)];
+        let (sender, mut events) = mpsc::unbounded_channel();
+
+        let monitor = Monitor::start(client(), &services, sender);
+        for _ in 0..4 {
+            for _ in 0..5 {
+                monitor.probe_now("api");
+            }
+            next_probe_of(&mut events, "api").await;
+        }
+
+        assert_eq!(server.state.max_in_flight("/slow"), 1);
+    }
+
+    #[tokio::test]
+    async fn monitor_drop_stops_tasks() {
+        let server = TestServer::start().await;
+        let services = [service_spec("api", health_spec(server.url("/health")))];
+        let (sender, mut events) = mpsc::unbounded_channel();
+
+        let monitor = Monitor::start(client(), &services, sender);
+        next_probe_of(&mut events, "api").await;
+        drop(monitor);
+        let drained =
+            time::timeout(PATIENCE, async { while events.recv().await.is_some() {} }).await;
+
+        assert!(drained.is_ok(), "event channel still open after drop");
+    }
+
+    #[tokio::test]
+    async fn monitor_stops_when_receiver_dropped() {
+        let server = TestServer::start().await;
+        let mut spec = health_spec(server.url("/health"));
+        spec.interval = Duration::from_secs(3600);
+        let services = [service_spec("api", spec)];
+        let (sender, mut events) = mpsc::unbounded_channel();
+
+        let monitor = Monitor::start(client(), &services, sender);
+        next_probe_of(&mut events, "api").await;
+        drop(events);
+        let finished = time::timeout(PATIENCE, async {
+            while !monitor.tasks.iter().all(JoinHandle::is_finished) {
+                time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+
+        assert!(finished.is_ok(), "probe task still running");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests, built as one binary: the CLI against real git
+//! repositories and a real HTTP server, dashboard rendering on a test
+//! backend, and the dashboard driven through a pseudo-terminal.
+
+mod cli;
+mod common;
+mod e2e;
+mod render;
