@@ -30,6 +30,8 @@ pub struct Binding {
     pub label: &'static str,
     pub action: Action,
     pub description: &'static str,
+    /// Shorter description for the footer.
+    pub short: &'static str,
     /// Panes where the binding works; empty means all panes.
     pub panes: &'static [Pane],
 }
@@ -40,60 +42,70 @@ pub const NORMAL: &[Binding] = &[
         label: "↑/k",
         action: Action::MoveUp,
         description: "move up",
+        short: "up",
         panes: &[],
     },
     Binding {
         label: "↓/j",
         action: Action::MoveDown,
         description: "move down",
+        short: "down",
         panes: &[],
     },
     Binding {
         label: "g/G",
         action: Action::MoveTop,
         description: "first / last",
+        short: "",
         panes: &[],
     },
     Binding {
         label: "Tab",
         action: Action::NextPane,
         description: "next pane",
+        short: "pane",
         panes: &[],
     },
     Binding {
         label: "S-Tab",
         action: Action::PreviousPane,
         description: "previous pane",
+        short: "",
         panes: &[],
     },
     Binding {
         label: "r",
         action: Action::StartRollback,
         description: "roll back to the selected (else previous) version",
+        short: "roll back",
         panes: &[Pane::Services, Pane::Versions],
     },
     Binding {
         label: "Esc",
         action: Action::ClearSelection,
         description: "clear the version selection",
+        short: "clear",
         panes: &[Pane::Versions],
     },
     Binding {
         label: "/",
         action: Action::StartFilter,
         description: "filter services",
+        short: "filter",
         panes: &[Pane::Services],
     },
     Binding {
         label: "?",
         action: Action::ToggleHelp,
         description: "help",
+        short: "help",
         panes: &[],
     },
     Binding {
         label: "q",
         action: Action::Quit,
         description: "quit",
+        short: "quit",
         panes: &[],
     },
 ];
@@ -104,12 +116,14 @@ pub const CONFIRM: &[Binding] = &[
         label: "y/Enter",
         action: Action::Confirm,
         description: "run",
+        short: "run",
         panes: &[],
     },
     Binding {
         label: "n/Esc",
         action: Action::Cancel,
         description: "cancel",
+        short: "cancel",
         panes: &[],
     },
 ];
@@ -120,12 +134,14 @@ pub const FILTER: &[Binding] = &[
         label: "Enter",
         action: Action::Confirm,
         description: "keep filter",
+        short: "keep",
         panes: &[],
     },
     Binding {
         label: "Esc",
         action: Action::Cancel,
         description: "clear filter",
+        short: "clear",
         panes: &[],
     },
 ];
@@ -135,6 +151,7 @@ pub const HELP: &[Binding] = &[Binding {
     label: "?/Esc",
     action: Action::Cancel,
     description: "close help",
+    short: "close",
     panes: &[],
 }];
 

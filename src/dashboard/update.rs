@@ -56,12 +56,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    if app.mode == Mode::Filter {
-        if keymap::action(&app.mode, app.focus, key).is_none() {
-            app.filter.handle_event(&Event::Key(key));
-            select_first_visible(app);
-            return Vec::new();
-        }
+    if app.mode == Mode::Filter && keymap::action(&app.mode, app.focus, key).is_none() {
+        app.filter.handle_event(&Event::Key(key));
+        select_first_visible(app);
+        return Vec::new();
     }
     let Some(action) = keymap::action(&app.mode, app.focus, key) else {
         return Vec::new();
@@ -162,11 +160,11 @@ fn deployed_index(app: &App) -> Option<usize> {
 
 fn select_first_visible(app: &mut App) {
     let visible = app.visible();
-    if !visible.contains(&app.selected) {
-        if let Some(&first) = visible.first() {
-            app.selected = first;
-            app.version_cursor = None;
-        }
+    if !visible.contains(&app.selected)
+        && let Some(&first) = visible.first()
+    {
+        app.selected = first;
+        app.version_cursor = None;
     }
 }
 

@@ -62,9 +62,16 @@ pub fn view(app: &App, frame: &mut Frame) {
 
 fn render_header(frame: &mut Frame, area: Rect, app: &App) {
     let [healthy, unhealthy, down, unknown] = app.counts();
+    // Narrow terminals get the counts without the state names.
+    let wide = area.width >= 110;
     let count = |state: HealthState, n: usize| {
+        let text = if wide {
+            format!("{} {n} {}  ", theme::health_symbol(state), state.as_str())
+        } else {
+            format!("{} {n}  ", theme::health_symbol(state))
+        };
         Span::styled(
-            format!("{} {n} {}  ", theme::health_symbol(state), state.as_str()),
+            text,
             if n == 0 {
                 theme::muted()
             } else {
@@ -74,7 +81,7 @@ fn render_header(frame: &mut Frame, area: Rect, app: &App) {
     };
     let newest = app.newest_sample.map_or_else(
         || "no sample yet".to_owned(),
-        |at| format!("sample {} UTC", panes::clock(at)),
+        |at| format!("newest sample {} UTC", panes::clock(at)),
     );
     let counts = vec![
         count(HealthState::Healthy, healthy),
@@ -122,21 +129,14 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     for binding in keymap::bindings(&app.mode, app.focus) {
+        // Bindings without a footer text are listed only in the help.
+        if binding.short.is_empty() {
+            continue;
+        }
         spans.push(Span::styled(format!(" {}", binding.label), theme::key()));
-        spans.push(Span::raw(format!(
-            " {} ",
-            short_description(binding.description)
-        )));
+        spans.push(Span::raw(format!(" {} ", binding.short)));
     }
     frame.render_widget(Line::from(spans), area);
-}
-
-/// Returns the first words of a description, to fit the footer.
-fn short_description(description: &str) -> &str {
-    match description.find(" to the") {
-        Some(at) => &description[..at],
-        None => description,
-    }
 }
 
 /// Returns a centred area of at most `width` x `height` inside `area`.

@@ -38,7 +38,6 @@ pub struct Fixture {
     pub state: PathBuf,
     /// Commit ids of the releases, oldest first.
     pub commits: Vec<String>,
-    pub port: u16,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<std::thread::JoinHandle<()>>,
 }
@@ -91,7 +90,6 @@ impl Fixture {
             repo,
             state,
             commits,
-            port,
             stop: Some(stop),
             server: Some(server),
         }

@@ -69,14 +69,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
             Span::raw("  ")
         };
         let tag = entry.tags.first().cloned().unwrap_or_default();
-        let date = super::date(entry.time);
-        let used = 2 + 8 + 9 + 11;
+        // The date is left out where it would leave little room for the subject.
+        let date = if width >= 60 {
+            format!("{} ", super::date(entry.time))
+        } else {
+            String::new()
+        };
+        let used = 2 + 8 + 9 + date.len();
         let subject = super::truncate(&entry.subject, width.saturating_sub(used));
         let mut line = Line::from(vec![
             marker,
             Span::styled(format!("{:<8}", entry.short), theme::muted()),
             Span::styled(format!("{:<9}", super::truncate(&tag, 8)), theme::tag()),
-            Span::styled(format!("{date} "), theme::muted()),
+            Span::styled(date, theme::muted()),
             Span::raw(subject),
         ]);
         if cursor == Some(index) {
