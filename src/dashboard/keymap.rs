@@ -204,10 +204,11 @@ pub fn action(mode: &Mode, pane: Pane, key: KeyEvent) -> Option<Action> {
             _ => return None,
         },
     };
-    let allowed = bindings(mode, pane)
+    // A binding listed for some panes only works there.
+    let allowed = NORMAL
         .iter()
-        .any(|binding| binding.action == action)
-        || matches!(action, Action::Quit | Action::Cancel | Action::Confirm);
+        .filter(|binding| binding.action == action)
+        .all(|binding| binding.panes.is_empty() || binding.panes.contains(&pane));
     allowed.then_some(action)
 }
 

@@ -326,3 +326,255 @@ fn clamp_version_cursor(app: &mut App) {
         app.version_cursor = (len > 0).then(|| cursor.min(len - 1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    use crossterm::event::{KeyCode, KeyModifiers};
+
+    use super::*;
+    use crate::config::{Config, HealthSpec, RestartSpec, RollbackPolicy, ServiceSpec, Strategy};
+    use crate::engine::health::{HealthState, ProbeOutcome, Sample};
+    use crate::engine::versions::{HistoryEntry, VersionInfo};
+
+    fn app() -> App {
+        let spec = |name: &str| ServiceSpec {
+            name: name.into(),
+            deploy_dir: PathBuf::from("/srv").join(name),
+            branch: None,
+            depends_on: Vec::new(),
+            health: HealthSpec {
+                url: "http://127.0.0.1:9/health".parse().unwrap(),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                expected_status: Vec::new(),
+                failure_threshold: 1,
+                success_threshold: 1,
+            },
+            restart: RestartSpec {
+                command: vec!["true".into()],
+                timeout: Duration::from_secs(1),
+            },
+            rollback: RollbackPolicy {
+                strategy: Strategy::Code,
+                verify_timeout: Duration::from_secs(1),
+            },
+        };
+        App::new(&Config {
+            path: PathBuf::from("/srv/services.toml"),
+            state_dir: PathBuf::from("/srv/state"),
+            services: vec![spec("orders"), spec("payments")],
+        })
+    }
+
+    fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
+        update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    }
+
+    fn versions(deployed: usize) -> VersionInfo {
+        let history: Vec<HistoryEntry> = (0..3)
+            .map(|n| HistoryEntry {
+                commit: format!("commit{n}"),
+                short: format!("c{n}"),
+                tags: vec![format!("v{}", 3 - n)],
+                subject: format!("release {n}"),
+                author: "Dev".into(),
+                time: 0,
+                deployed: n == deployed,
+            })
+            .collect();
+        VersionInfo {
+            commit: history[deployed].commit.clone(),
+            short: history[deployed].short.clone(),
+            describe: None,
+            branch: Some("main".into()),
+            history_branch: Some("main".into()),
+            dirty: Vec::new(),
+            history,
+        }
+    }
+
+    fn probe(app: &mut App, service: &str, seconds: u64, state: HealthState) {
+        let sample = Sample {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+            outcome: ProbeOutcome::Passed,
+            status: Some(200),
+            latency: Duration::from_millis(3),
+            error: None,
+        };
+        let event = EngineEvent::ProbeCompleted {
+            service: service.into(),
+            sample,
+            state,
+        };
+        update(app, Msg::Engine(event));
+    }
+
+    #[test]
+    fn probe_sets_state_and_newest_sample() {
+        let mut app = app();
+        probe(&mut app, "payments", 20, HealthState::Down);
+        probe(&mut app, "orders", 10, HealthState::Healthy);
+
+        assert_eq!(app.services[1].health, HealthState::Down);
+        assert_eq!(app.services[0].health, HealthState::Healthy);
+        let newest = app.newest_sample.unwrap();
+        assert_eq!(newest, SystemTime::UNIX_EPOCH + Duration::from_secs(20));
+    }
+
+    #[test]
+    fn samples_are_capped() {
+        let mut app = app();
+        for second in 0..(HISTORY_LEN as u64 + 5) {
+            probe(&mut app, "orders", second, HealthState::Healthy);
+        }
+
+        assert_eq!(app.services[0].samples.len(), HISTORY_LEN);
+        let oldest = app.services[0].samples.front().unwrap().at;
+        assert_eq!(oldest, SystemTime::UNIX_EPOCH + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rollback_key_waits_for_versions() {
+        let mut app = app();
+        let effects = press(&mut app, KeyCode::Char('r'));
+
+        assert!(effects.is_empty());
+        assert_eq!(
+            app.notice.as_deref(),
+            Some("versions of `orders` are not loaded yet")
+        );
+    }
+
+    #[test]
+    fn rollback_key_targets_previous_version() {
+        let mut app = app();
+        let info = versions(0);
+        update(
+            &mut app,
+            Msg::Engine(EngineEvent::VersionsLoaded {
+                service: "orders".into(),
+                info,
+            }),
+        );
+        let effects = press(&mut app, KeyCode::Char('r'));
+
+        assert_eq!(
+            effects,
+            [Effect::BuildPlan {
+                service: "orders".into(),
+                target: "commit1".into()
+            }]
+        );
+        assert!(matches!(app.mode, Mode::Planning { .. }));
+    }
+
+    #[test]
+    fn rollback_key_uses_version_cursor() {
+        let mut app = app();
+        let info = versions(0);
+        update(
+            &mut app,
+            Msg::Engine(EngineEvent::VersionsLoaded {
+                service: "orders".into(),
+                info,
+            }),
+        );
+        press(&mut app, KeyCode::Tab);
+        press(&mut app, KeyCode::Char('G'));
+        let effects = press(&mut app, KeyCode::Char('r'));
+
+        assert_eq!(
+            effects,
+            [Effect::BuildPlan {
+                service: "orders".into(),
+                target: "commit2".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn oldest_version_has_nothing_before_it() {
+        let mut app = app();
+        let info = versions(2);
+        update(
+            &mut app,
+            Msg::Engine(EngineEvent::VersionsLoaded {
+                service: "orders".into(),
+                info,
+            }),
+        );
+        let effects = press(&mut app, KeyCode::Char('r'));
+
+        assert!(effects.is_empty());
+        assert_eq!(
+            app.notice.as_deref(),
+            Some("`orders` has no earlier version to roll back to")
+        );
+    }
+
+    #[test]
+    fn failed_plan_returns_to_normal_with_notice() {
+        let mut app = app();
+        app.mode = Mode::Planning {
+            service: "orders".into(),
+            target: "x".into(),
+        };
+        let msg = Msg::PlanBuilt {
+            service: "orders".into(),
+            result: Err("unknown revision `x`".into()),
+        };
+        update(&mut app, msg);
+
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(app.notice.as_deref(), Some("unknown revision `x`"));
+    }
+
+    #[test]
+    fn run_finished_probes_and_rereads_versions() {
+        let mut app = app();
+        app.run = Some(RunView {
+            service: "orders".into(),
+            from: "v3".into(),
+            to: "v2".into(),
+            steps: Vec::new(),
+            log: Default::default(),
+            outcome: None,
+            started: std::time::Instant::now(),
+            finished: None,
+        });
+        let event = EngineEvent::RunFinished {
+            service: "orders".into(),
+            outcome: RunOutcome::Succeeded,
+        };
+        let effects = update(&mut app, Msg::Engine(event));
+
+        assert_eq!(
+            effects,
+            [
+                Effect::ProbeNow("orders".into()),
+                Effect::RefreshVersions("orders".into())
+            ]
+        );
+        let run = app.run.as_ref().unwrap();
+        assert_eq!(run.outcome, Some(RunOutcome::Succeeded));
+        assert_eq!(
+            run.log.back().unwrap(),
+            "done: orders runs v2 and is healthy"
+        );
+    }
+
+    #[test]
+    fn filter_selects_first_match() {
+        let mut app = app();
+        press(&mut app, KeyCode::Char('/'));
+        press(&mut app, KeyCode::Char('p'));
+
+        assert_eq!(app.selected, 1);
+        assert_eq!(app.visible(), [1]);
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.visible(), [0, 1]);
+    }
+}

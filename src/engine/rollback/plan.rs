@@ -161,3 +161,169 @@ fn planned_steps(spec: &ServiceSpec, to: &VersionRef) -> Vec<PlannedStep> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{HealthSpec, RestartSpec, RollbackPolicy};
+
+    /// Makes a repository on `main` with one tagged commit per tag.
+    fn repo(dir: &Path, tags: &[&str]) -> Vec<String> {
+        let repo = git2::Repository::init_opts(
+            dir,
+            git2::RepositoryInitOptions::new().initial_head("main"),
+        )
+        .unwrap();
+        let signature = git2::Signature::new(
+            "Dev",
+            "dev@test.invalid",
+            &git2::Time::new(1_700_000_000, 0),
+        )
+        .unwrap();
+        let mut ids: Vec<String> = Vec::new();
+        for tag in tags {
+            std::fs::write(dir.join("release.txt"), tag).unwrap();
+            let mut index = repo.index().unwrap();
+            index.add_path(Path::new("release.txt")).unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            index.write().unwrap();
+            let parent = ids
+                .last()
+                .map(|id| repo.find_commit(id.parse().unwrap()).unwrap());
+            let parents: Vec<&git2::Commit> = parent.iter().collect();
+            let id = repo
+                .commit(
+                    Some("HEAD"),
+                    &signature,
+                    &signature,
+                    &format!("release {tag}"),
+                    &tree,
+                    &parents,
+                )
+                .unwrap();
+            repo.tag_lightweight(tag, &repo.find_object(id, None).unwrap(), false)
+                .unwrap();
+            ids.push(id.to_string());
+        }
+        ids
+    }
+
+    fn spec(dir: &Path) -> ServiceSpec {
+        ServiceSpec {
+            name: "orders".into(),
+            deploy_dir: dir.to_path_buf(),
+            branch: Some("main".into()),
+            depends_on: Vec::new(),
+            health: HealthSpec {
+                url: "http://user:secret@127.0.0.1:9/health?token=x"
+                    .parse()
+                    .unwrap(),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                expected_status: Vec::new(),
+                failure_threshold: 3,
+                success_threshold: 2,
+            },
+            restart: RestartSpec {
+                command: vec!["systemctl".into(), "restart".into(), "orders".into()],
+                timeout: Duration::from_secs(30),
+            },
+            rollback: RollbackPolicy {
+                strategy: Strategy::Code,
+                verify_timeout: Duration::from_secs(20),
+            },
+        }
+    }
+
+    #[test]
+    fn plan_lists_undone_commits_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = repo(dir.path(), &["v1", "v2", "v3", "v4"]);
+        let plan = build_plan(&spec(dir.path()), "v2").unwrap();
+        let undone: Vec<&str> = plan.undone.iter().map(|e| e.commit.as_str()).collect();
+
+        assert_eq!(plan.from.label, "v4");
+        assert_eq!(plan.from.commit, ids[3]);
+        assert_eq!(plan.to.label, "v2");
+        assert_eq!(plan.to.commit, ids[1]);
+        assert_eq!(undone, [ids[3].as_str(), ids[2].as_str()]);
+        assert!(plan.applied.is_empty());
+    }
+
+    #[test]
+    fn plan_steps_run_in_fixed_order() {
+        let dir = tempfile::tempdir().unwrap();
+        repo(dir.path(), &["v1", "v2"]);
+        let plan = build_plan(&spec(dir.path()), "HEAD~1").unwrap();
+        let steps: Vec<StepKind> = plan.steps.iter().map(|s| s.step).collect();
+
+        assert_eq!(
+            steps,
+            [
+                StepKind::Lock,
+                StepKind::CheckClean,
+                StepKind::Checkout,
+                StepKind::Restart,
+                StepKind::VerifyHealth
+            ]
+        );
+        assert_eq!(
+            plan.steps[3].description,
+            "run `systemctl restart orders` (timeout 30s)"
+        );
+        assert_eq!(
+            plan.steps[4].description,
+            "wait for 2 passing probes in a row of http://127.0.0.1:9/health within 20s"
+        );
+    }
+
+    #[test]
+    fn plan_forward_lists_applied_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = repo(dir.path(), &["v1", "v2", "v3"]);
+        crate::engine::versions::checkout(dir.path(), "v1", Some("main")).unwrap();
+        let plan = build_plan(&spec(dir.path()), "v3").unwrap();
+        let applied: Vec<&str> = plan.applied.iter().map(|e| e.commit.as_str()).collect();
+
+        assert!(plan.undone.is_empty());
+        assert_eq!(applied, [ids[2].as_str(), ids[1].as_str()]);
+    }
+
+    #[test]
+    fn plan_skips_service_already_at_target() {
+        let dir = tempfile::tempdir().unwrap();
+        repo(dir.path(), &["v1", "v2"]);
+        let error = build_plan(&spec(dir.path()), "v2").unwrap_err();
+
+        assert_eq!(error.to_string(), "service `orders` already runs `v2`");
+    }
+
+    #[test]
+    fn plan_reports_dirty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        repo(dir.path(), &["v1", "v2"]);
+        std::fs::write(dir.path().join("release.txt"), "edited").unwrap();
+        let plan = build_plan(&spec(dir.path()), "v1").unwrap();
+
+        assert_eq!(plan.dirty, ["release.txt"]);
+    }
+
+    #[test]
+    fn plan_rejects_unknown_revision_with_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        repo(dir.path(), &["v1", "v2"]);
+        let error = build_plan(&spec(dir.path()), "v7").unwrap_err();
+
+        assert!(
+            error.to_string().starts_with("unknown revision `v7`"),
+            "{error}"
+        );
+        assert_eq!(
+            error.hint("orders").unwrap(),
+            "run `rewind versions orders` to list versions; a commit id, a tag or HEAD~N is accepted"
+        );
+    }
+}
