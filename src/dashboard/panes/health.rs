@@ -14,7 +14,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         frame.render_widget(super::block(Pane::Health, "Health".into(), focused), area);
         return;
     };
-    let block = super::block(Pane::Health, format!("Health · {}", service.name), focused);
+    let title = match service.availability() {
+        Some(share) => format!("Health · {} · up {:.0}%", service.name, share * 100.0),
+        None => format!("Health · {}", service.name),
+    };
+    let block = super::block(Pane::Health, title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
@@ -36,20 +40,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         style,
     )];
     if let Some(sample) = service.last_sample() {
-        let status = sample
-            .status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "—".into());
-        parts.push(Span::raw(format!(
-            "  {}ms  status {status}",
-            sample.latency.as_millis()
-        )));
-    }
-    if let Some(share) = service.availability() {
-        parts.push(Span::styled(
-            format!("  up {:.0}%", share * 100.0),
-            theme::muted(),
-        ));
+        let answer = match sample.status {
+            Some(status) => format!("  {}ms  HTTP {status}", sample.latency.as_millis()),
+            None => "  no answer".to_owned(),
+        };
+        parts.push(Span::raw(answer));
     }
     frame.render_widget(Line::from(parts), summary);
     frame.render_widget(

@@ -34,10 +34,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let rows = visible.iter().skip(offset).take(height).map(|&index| {
         let service = &app.services[index];
         let style = theme::health(service.health);
-        let latency = service
-            .last_sample()
-            .map(|sample| format!("{}ms", sample.latency.as_millis()))
-            .unwrap_or_default();
+        // A probe that got no answer has no latency to show.
+        let latency = match service.last_sample() {
+            Some(sample) if sample.status.is_some() => {
+                format!("{}ms", sample.latency.as_millis())
+            }
+            Some(_) => "—".to_owned(),
+            None => String::new(),
+        };
         let row = Row::new(vec![
             Line::from(vec![
                 Span::styled(theme::health_symbol(service.health), style),
