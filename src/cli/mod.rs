@@ -39,7 +39,11 @@ pub async fn run(cli: Cli) -> color_eyre::Result<i32> {
                     return Ok(EXIT_USAGE);
                 }
             };
-            crate::logging::init(&config.state_dir);
+            // Only commands that change services or run for long write a log,
+            // so read-only commands leave the state folder as it was.
+            if matches!(command, Command::Rollback(_) | Command::Dashboard) {
+                crate::logging::init(&config.state_dir);
+            }
             match command {
                 Command::Check => Ok(check::run(&config)),
                 Command::Status(args) => status::run(&config, &args).await,

@@ -110,17 +110,7 @@ pub async fn execute(
     let _ = report.finished(StepKind::Lock, Ok("lock taken".to_owned()));
 
     report.started(StepKind::CheckClean, 1);
-    let dir = spec.deploy_dir.clone();
-    let dirty = blocking(move || versions::dirty_files(&dir)).await;
-    let clean = match dirty {
-        Ok(files) if files.is_empty() => Ok("working tree is clean".to_owned()),
-        Ok(files) => Err(format!(
-            "working tree `{}` has uncommitted changes: {}",
-            spec.deploy_dir.display(),
-            files.join(", ")
-        )),
-        Err(error) => Err(error.to_string()),
-    };
+    let clean = check_unchanged(plan, spec).await;
     if let Err(reason) = report.finished(StepKind::CheckClean, clean) {
         return report.outcome(RunOutcome::Refused { reason });
     }
@@ -141,6 +131,37 @@ pub async fn execute(
     };
     drop(lock);
     report.outcome(outcome)
+}
+
+/// Checks that the tree is clean and still at the plan's from version, so
+/// a revert returns to what was really deployed.
+async fn check_unchanged(plan: &Plan, spec: &ServiceSpec) -> Result<String, String> {
+    let dir = spec.deploy_dir.clone();
+    let head = blocking(move || versions::resolve(&dir, "HEAD"))
+        .await
+        .map_err(|error| error.to_string())?;
+    if head != plan.from.commit {
+        return Err(format!(
+            "`{}` moved from {} to {} since the plan was made; make a new plan",
+            spec.name,
+            plan.from.short,
+            &head[..7.min(head.len())]
+        ));
+    }
+
+    let dir = spec.deploy_dir.clone();
+    let files = blocking(move || versions::dirty_files(&dir))
+        .await
+        .map_err(|error| error.to_string())?;
+    if files.is_empty() {
+        Ok("working tree is clean".to_owned())
+    } else {
+        Err(format!(
+            "working tree `{}` has uncommitted changes: {}",
+            spec.deploy_dir.display(),
+            files.join(", ")
+        ))
+    }
 }
 
 /// Runs checkout, restart and verification; returns why it failed, if it did.
@@ -248,5 +269,34 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::engine::rollback::build_plan;
+    use crate::engine::rollback::test_support::{repo, spec};
+
+    #[tokio::test]
+    async fn run_refuses_when_head_moved_after_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let ids = repo(dir.path(), &["v1", "v2", "v3"]);
+        let spec = spec(dir.path());
+        let plan = build_plan(&spec, "v1").unwrap();
+        versions::checkout(dir.path(), "v2", Some("main")).unwrap();
+
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let client = crate::engine::health::client();
+        let outcome = execute(&plan, &spec, state.path(), &client, &events).await;
+
+        let RunOutcome::Refused { reason } = outcome else {
+            panic!("expected a refusal, got {outcome:?}");
+        };
+        assert!(reason.contains("moved from"), "{reason}");
+        assert_eq!(versions::resolve(dir.path(), "HEAD").unwrap(), ids[1]);
     }
 }

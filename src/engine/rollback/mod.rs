@@ -4,6 +4,8 @@
 
 mod executor;
 mod plan;
+#[cfg(test)]
+mod test_support;
 
 use serde::Serialize;
 
