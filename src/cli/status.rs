@@ -19,7 +19,7 @@ struct ServiceStatus {
     name: String,
     health: HealthJson,
     version: Option<VersionJson>,
-    /// Why the version could not be read, when it could not.
+    /// Error text, when the version could not be read.
     version_error: Option<String>,
 }
 

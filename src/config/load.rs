@@ -1,5 +1,5 @@
 //! Parses `services.toml` and checks it. Every rejection points at the
-//! line and column of the offending value and says how to fix it.
+//! line and column of the offending value and gives a hint for the fix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -145,7 +145,7 @@ impl Checker<'_> {
         }
     }
 
-    /// Turns a TOML or schema error into one that says how to fix it.
+    /// Turns a TOML or schema error into one with a hint for the fix.
     fn syntax(&self, error: toml::de::Error) -> ConfigError {
         let message = error.message().trim().replace('\n', ": ");
         let hint = if message.contains("duplicate key") {

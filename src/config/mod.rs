@@ -99,7 +99,7 @@ pub struct RollbackPolicy {
     pub verify_timeout: Duration,
 }
 
-/// What a rollback puts back.
+/// Kind of rollback: the parts of a service it puts back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {

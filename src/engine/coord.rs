@@ -8,7 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Who holds a service lock, as written into the lock file by the holder.
+/// Holder of a service lock, as written into the lock file by the holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub user: String,

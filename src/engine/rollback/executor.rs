@@ -31,7 +31,7 @@ struct Reporter<'a> {
 
 impl Reporter<'_> {
     fn send(&self, event: EngineEvent) {
-        // A closed channel means nobody watches; the run goes on regardless.
+        // A closed channel means no front end listens, and the run continues.
         let _ = self.events.send(event);
     }
 

@@ -43,7 +43,7 @@ impl StepKind {
     }
 }
 
-/// How a rollback run ended.
+/// Outcome of a rollback run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum RunOutcome {

@@ -27,7 +27,8 @@ pub struct PlannedStep {
     pub description: String,
 }
 
-/// What a rollback of one service will do, shown before anything runs.
+/// Rollback of one service as shown before anything runs: versions,
+/// commits and steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub service: String,
