@@ -46,7 +46,7 @@ impl Pane {
     }
 }
 
-/// What the keyboard currently drives.
+/// Input mode: the part of the dashboard the keyboard drives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     Normal,
@@ -64,7 +64,7 @@ pub enum Mode {
     Help,
 }
 
-/// What the dashboard knows about the versions of one service.
+/// Versions of one service as loaded so far.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VersionsView {
     Loading,

@@ -67,7 +67,7 @@ struct Engines {
 async fn event_loop(terminal: &mut DefaultTerminal, config: Config) -> color_eyre::Result<()> {
     let config = Arc::new(config);
     let mut app = App::new(&config);
-    // The first frame shows every service as unknown before any engine answers.
+    // The first frame shows every service as unknown before any engine reports.
     terminal.draw(|frame| view::view(&app, frame))?;
 
     let (events_tx, mut events) = mpsc::unbounded_channel();

@@ -169,7 +169,7 @@ fn select_first_visible(app: &mut App) {
 }
 
 /// Picks the target (the version under the cursor, else the one before the
-/// deployed version) and asks for a plan.
+/// deployed version) and requests a plan.
 fn start_rollback(app: &mut App) -> Vec<Effect> {
     if let Some(run) = app.running() {
         app.notice = Some(format!(

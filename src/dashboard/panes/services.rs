@@ -34,7 +34,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let rows = visible.iter().skip(offset).take(height).map(|&index| {
         let service = &app.services[index];
         let style = theme::health(service.health);
-        // A probe that got no answer has no latency to show.
+        // A probe without an HTTP response has no latency to show.
         let latency = match service.last_sample() {
             Some(sample) if sample.status.is_some() => {
                 format!("{}ms", sample.latency.as_millis())
