@@ -10,10 +10,10 @@ use git2::{
     BranchType, Commit, DescribeOptions, ErrorClass, ErrorCode, ObjectType, Oid, Repository,
     StatusOptions,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a deploy directory has checked out, and the versions it can go to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
     /// Full id of the HEAD commit.
     pub commit: String,
@@ -45,7 +45,7 @@ impl VersionInfo {
 }
 
 /// One commit of the deploy branch's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub commit: String,
     pub short: String,
@@ -89,7 +89,7 @@ pub enum VersionsError {
 }
 
 /// Result of a checkout: the commit left and the commit now checked out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkout {
     pub from: String,
     pub to: String,

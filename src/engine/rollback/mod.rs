@@ -3,17 +3,18 @@
 //! returns the service to where it started when a step fails.
 
 mod executor;
+pub mod journal;
 mod plan;
 #[cfg(test)]
 mod test_support;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use executor::execute;
 pub use plan::{Plan, PlannedStep, RollbackError, VersionRef, build_plan};
 
 /// One step of a rollback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// Take the service lock.
@@ -44,7 +45,7 @@ impl StepKind {
 }
 
 /// Outcome of a rollback run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum RunOutcome {
     /// The target version runs and passed health verification.

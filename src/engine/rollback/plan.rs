@@ -1,7 +1,7 @@
 //! Building a rollback plan: from and to versions, the commits the move
 //! undoes (or applies, when going forward), and the ordered steps.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ServiceSpec, Strategy};
 use crate::engine::versions::{self, HistoryEntry, VersionInfo, VersionsError};
@@ -12,7 +12,7 @@ use super::StepKind;
 const HISTORY_LIMIT: usize = 200;
 
 /// A version as a plan shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionRef {
     pub commit: String,
     pub short: String,
@@ -21,7 +21,7 @@ pub struct VersionRef {
 }
 
 /// One step as a plan shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedStep {
     pub step: StepKind,
     pub description: String,
@@ -29,7 +29,7 @@ pub struct PlannedStep {
 
 /// Rollback of one service as shown before anything runs: versions,
 /// commits and steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub service: String,
     pub strategy: Strategy,

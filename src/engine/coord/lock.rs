@@ -1,7 +1,6 @@
-//! Coordination between rollbacks on one host: one advisory file lock per
-//! service under the state folder. The operating system drops the lock
-//! when its holder exits, so a crashed run never leaves a service stuck.
-//! Journals and the audit log are not kept yet.
+//! Service locks: one advisory file lock per service under the state
+//! folder. The operating system drops the lock when its holder exits, so a
+//! crashed run never leaves a service stuck.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -19,7 +18,8 @@ pub struct Holder {
 }
 
 impl Holder {
-    fn current() -> Holder {
+    /// Returns the holder record of this process.
+    pub fn current() -> Holder {
         Holder {
             user: std::env::var("USER")
                 .or_else(|_| std::env::var("LOGNAME"))
