@@ -41,7 +41,7 @@ pub enum Record {
     RunStarted {
         run_id: String,
         kind: RunKind,
-        plan: Plan,
+        plan: Box<Plan>,
         user: String,
         host: String,
         pid: u32,
@@ -356,7 +356,7 @@ mod tests {
         Record::RunStarted {
             run_id: "run-1".into(),
             kind: RunKind::Rollback,
-            plan: plan(),
+            plan: Box::new(plan()),
             user: "ana".into(),
             host: "box".into(),
             pid: 7,
