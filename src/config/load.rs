@@ -1,6 +1,8 @@
 //! Parses `services.toml` and checks it. Every rejection points at the
 //! line and column of the offending value and gives a hint for the fix.
 
+mod backup;
+
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -18,11 +20,14 @@ const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
 const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    read_only: bool,
     #[serde(default)]
     services: BTreeMap<String, Spanned<RawService>>,
 }
@@ -38,6 +43,7 @@ struct RawService {
     restart: RawRestart,
     #[serde(default)]
     rollback: RawRollback,
+    backup: Option<backup::RawBackup>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +63,8 @@ struct RawHealth {
 struct RawRestart {
     command: Spanned<Vec<String>>,
     timeout: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -64,6 +72,7 @@ struct RawRestart {
 struct RawRollback {
     strategy: Option<Spanned<String>>,
     verify_timeout: Option<Spanned<toml::Value>>,
+    settle: Option<Spanned<toml::Value>>,
 }
 
 /// Reads and checks the configuration at `path`.
@@ -106,6 +115,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(Config {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
         state_dir,
+        read_only: raw.read_only,
         services,
     })
 }
@@ -192,6 +202,10 @@ impl Checker<'_> {
             health: self.health(&service.health)?,
             restart: self.restart(&service.restart)?,
             rollback: self.rollback(&service.rollback)?,
+            backup: match &service.backup {
+                Some(raw) => Some(self.backup(raw, base)?),
+                None => None,
+            },
         })
     }
 
@@ -280,9 +294,24 @@ impl Checker<'_> {
                  [\"systemctl\", \"restart\", \"orders\"]",
             ));
         }
+        let mut env = BTreeMap::new();
+        for (name, value) in &raw.env {
+            let valid = !name.get_ref().is_empty()
+                && !name.get_ref().contains(['=', '\0'])
+                && !value.contains('\0');
+            if !valid {
+                return Err(self.error(
+                    name.span(),
+                    format!("invalid environment variable name `{}`", name.get_ref()),
+                    "names may not be empty or contain `=`, and values may not contain NUL",
+                ));
+            }
+            env.insert(name.get_ref().clone(), value.clone());
+        }
         Ok(RestartSpec {
             command: command.clone(),
             timeout: self.duration(raw.timeout.as_ref(), "timeout", DEFAULT_RESTART_TIMEOUT)?,
+            env,
         })
     }
 
@@ -308,7 +337,23 @@ impl Checker<'_> {
                 "verify_timeout",
                 DEFAULT_VERIFY_TIMEOUT,
             )?,
+            settle: self.settle(raw.settle.as_ref())?,
         })
+    }
+
+    /// Reads `settle`, which unlike other durations may be zero to skip
+    /// the settle time.
+    fn settle(&self, raw: Option<&Spanned<toml::Value>>) -> Result<Duration, ConfigError> {
+        match raw {
+            Some(value)
+                if value.get_ref().as_str().is_some_and(|text| {
+                    humantime::parse_duration(text).is_ok_and(|parsed| parsed.is_zero())
+                }) =>
+            {
+                Ok(Duration::ZERO)
+            }
+            other => self.duration(other, "settle", DEFAULT_SETTLE),
+        }
     }
 
     fn duration(

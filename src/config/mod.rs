@@ -2,12 +2,15 @@
 //! the file is found, and its validation. Parsing and the checks live in
 //! `load.rs`; this file holds only the checked types.
 
+mod backup;
 mod error;
 mod load;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use backup::{BackupDriver, BackupSource, BackupSpec, DatabaseSpec};
 pub use error::ConfigError;
 pub use load::{load, parse};
 
@@ -23,6 +26,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Folder for logs and locks.
     pub state_dir: PathBuf,
+    /// When true, nothing that changes a service may run.
+    pub read_only: bool,
     /// Services in the order the file declares them.
     pub services: Vec<ServiceSpec>,
 }
@@ -57,6 +62,9 @@ pub struct ServiceSpec {
     pub health: HealthSpec,
     pub restart: RestartSpec,
     pub rollback: RollbackPolicy,
+    /// How the service's data is backed up; `None` when it has no data to
+    /// back up.
+    pub backup: Option<BackupSpec>,
 }
 
 /// The `[services.NAME.health]` table: an HTTP probe with Kubernetes-style
@@ -89,6 +97,8 @@ pub struct RestartSpec {
     /// Program and arguments, run without a shell in the deploy directory.
     pub command: Vec<String>,
     pub timeout: Duration,
+    /// Environment variables set for the command, on top of rewind's own.
+    pub env: BTreeMap<String, String>,
 }
 
 /// The `[services.NAME.rollback]` table.
@@ -97,6 +107,9 @@ pub struct RollbackPolicy {
     pub strategy: Strategy,
     /// How long a rollback waits for health to pass after the restart.
     pub verify_timeout: Duration,
+    /// How long health must stay passing after verification before the
+    /// rollback counts as done.
+    pub settle: Duration,
 }
 
 /// Kind of rollback: the parts of a service it puts back.

@@ -302,3 +302,45 @@ fn report_shows_line_and_caret() {
         "{report}"
     );
 }
+
+#[test]
+fn restart_env_and_settle_parse() {
+    let dir = fixture();
+    let text = format!(
+        "read_only = true\n{}\
+         [services.orders.restart.env]\nRUST_LOG = \"info\"\n\
+         [services.orders.rollback]\nsettle = \"0s\"\n",
+        service("orders", "")
+    );
+    let config = check(dir.path(), &text).unwrap();
+    let orders = &config.services[0];
+
+    assert!(config.read_only);
+    assert_eq!(
+        orders.restart.env.get("RUST_LOG").map(String::as_str),
+        Some("info")
+    );
+    assert_eq!(orders.rollback.settle, Duration::ZERO);
+}
+
+#[test]
+fn settle_defaults_to_thirty_seconds() {
+    let dir = fixture();
+    let config = check(dir.path(), &service("orders", "")).unwrap();
+
+    assert_eq!(config.services[0].rollback.settle, Duration::from_secs(30));
+    assert!(!config.read_only);
+}
+
+#[test]
+fn env_name_with_equals_is_rejected() {
+    let dir = fixture();
+    let text = format!(
+        "{}[services.orders.restart.env]\n\"A=B\" = \"x\"\n",
+        service("orders", "")
+    );
+    let (line, column, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (9, 1));
+    assert_eq!(message, "invalid environment variable name `A=B`");
+}

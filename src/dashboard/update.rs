@@ -356,15 +356,18 @@ mod tests {
             restart: RestartSpec {
                 command: vec!["true".into()],
                 timeout: Duration::from_secs(1),
+                env: Default::default(),
             },
             rollback: RollbackPolicy {
                 strategy: Strategy::Code,
                 verify_timeout: Duration::from_secs(1),
+                settle: Duration::ZERO,
             },
         };
         App::new(&Config {
             path: PathBuf::from("/srv/services.toml"),
             state_dir: PathBuf::from("/srv/state"),
+            read_only: false,
             services: vec![spec("orders"), spec("payments")],
         })
     }

@@ -2,6 +2,7 @@
 //! timeout. Output lines stream to a callback as they arrive, and the whole
 //! process group is killed on timeout.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -61,11 +62,24 @@ pub async fn run(
     argv: &[String],
     cwd: &Path,
     timeout: Duration,
+    on_line: impl FnMut(String),
+) -> Result<(), ProcessError> {
+    run_with_env(argv, &BTreeMap::new(), cwd, timeout, on_line).await
+}
+
+/// Runs `argv` like [`run`], with the variables of `env` added to the
+/// environment it inherits.
+pub async fn run_with_env(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    timeout: Duration,
     mut on_line: impl FnMut(String),
 ) -> Result<(), ProcessError> {
     let program = argv.first().cloned().unwrap_or_default();
     let mut child = Command::new(&program)
-        .args(&argv[1..])
+        .args(argv.get(1..).unwrap_or_default())
+        .envs(env)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -171,6 +185,24 @@ mod tests {
         .unwrap();
 
         assert_eq!(lines, ["one", "two", "three"]);
+    }
+
+    #[tokio::test]
+    async fn env_reaches_the_program() {
+        let env = BTreeMap::from([("REWIND_TEST_VALUE".to_owned(), "42".to_owned())]);
+        let script = argv(&["sh", "-c", "echo value=$REWIND_TEST_VALUE"]);
+        let mut lines = Vec::new();
+        run_with_env(
+            &script,
+            &env,
+            Path::new("/"),
+            Duration::from_secs(5),
+            |line| lines.push(line),
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(lines, ["value=42"]);
     }
 
     #[tokio::test]

@@ -37,10 +37,12 @@ fn spec(name: &str, port: u16) -> ServiceSpec {
         restart: RestartSpec {
             command: vec!["systemctl".into(), "restart".into(), name.into()],
             timeout: Duration::from_secs(10),
+            env: Default::default(),
         },
         rollback: RollbackPolicy {
             strategy: Strategy::Code,
             verify_timeout: Duration::from_secs(15),
+            settle: Duration::ZERO,
         },
     }
 }
@@ -49,6 +51,7 @@ fn config() -> Config {
     Config {
         path: PathBuf::from("/srv/rewind/services.toml"),
         state_dir: PathBuf::from("/srv/rewind/state"),
+        read_only: false,
         services: NAMES
             .iter()
             .enumerate()

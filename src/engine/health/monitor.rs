@@ -159,10 +159,12 @@ mod tests {
             restart: RestartSpec {
                 command: vec!["true".to_owned()],
                 timeout: Duration::from_secs(1),
+                env: Default::default(),
             },
             rollback: RollbackPolicy {
                 strategy: Strategy::Code,
                 verify_timeout: Duration::from_secs(1),
+                settle: Duration::ZERO,
             },
         }
     }

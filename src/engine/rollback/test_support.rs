@@ -63,10 +63,12 @@ pub fn spec(dir: &Path) -> ServiceSpec {
         restart: RestartSpec {
             command: vec!["systemctl".into(), "restart".into(), "orders".into()],
             timeout: Duration::from_secs(30),
+            env: Default::default(),
         },
         rollback: RollbackPolicy {
             strategy: Strategy::Code,
             verify_timeout: Duration::from_secs(20),
+            settle: Duration::ZERO,
         },
     }
 }
