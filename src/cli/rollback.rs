@@ -50,7 +50,15 @@ pub async fn run(config: &Config, args: &RollbackArgs) -> color_eyre::Result<i32
         }
     });
     let client = health::client();
-    let outcome = execute(&plan, spec, &config.state_dir, &client, &events_tx).await;
+    let outcome = execute(
+        &plan,
+        spec,
+        &config.state_dir,
+        &client,
+        &events_tx,
+        Default::default(),
+    )
+    .await;
     drop(events_tx);
     printer.await?;
     Ok(outcome.exit_code())

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{ConfigError, parse};
+use super::{BackupDriver, BackupSource, ConfigError, DatabaseSpec, parse};
 
 /// Makes a folder holding `services.toml`'s neighbours: a git working tree
 /// `repo`, and a plain folder `plain`.
@@ -343,4 +343,283 @@ fn env_name_with_equals_is_rejected() {
 
     assert_eq!((line, column), (9, 1));
     assert_eq!(message, "invalid environment variable name `A=B`");
+}
+
+/// Returns the `orders` service with a backup table holding `keys`, which
+/// start on line 9.
+fn with_backup(keys: &str) -> String {
+    format!("{}[services.orders.backup]\n{keys}\n", service("orders", ""))
+}
+
+#[test]
+fn backup_defaults_keep_ten() {
+    let dir = fixture();
+    let text = with_backup("driver = \"sqlite\"\npath = \"data/app.db\"");
+    let config = check(dir.path(), &text).unwrap();
+    let backup = config.services[0].backup.clone().unwrap();
+
+    assert_eq!(
+        backup.source,
+        BackupSource::Sqlite {
+            path: dir.path().join("data/app.db")
+        }
+    );
+    assert_eq!(backup.driver(), BackupDriver::Sqlite);
+    assert_eq!(backup.keep, 10);
+    assert_eq!(backup.max_age, None);
+    assert_eq!(backup.timeout, Duration::from_secs(3600));
+}
+
+#[test]
+fn service_without_backup_table_has_none() {
+    let dir = fixture();
+    let config = check(dir.path(), &service("orders", "")).unwrap();
+
+    assert_eq!(config.services[0].backup, None);
+}
+
+#[test]
+fn backup_settings_parse() {
+    let dir = fixture();
+    let text = with_backup(
+        "driver = \"postgres\"\n\
+         url = \"postgres://app@127.0.0.1:5432/orders\"\n\
+         password_env = \"ORDERS_DB_PASSWORD\"\n\
+         keep = 3\nmax_age = \"24h\"\ntimeout = \"10m\"",
+    );
+    let config = check(dir.path(), &text).unwrap();
+    let backup = config.services[0].backup.clone().unwrap();
+
+    assert_eq!(
+        backup.source,
+        BackupSource::Postgres(DatabaseSpec {
+            url: reqwest::Url::parse("postgres://app@127.0.0.1:5432/orders").unwrap(),
+            password_env: Some("ORDERS_DB_PASSWORD".to_owned()),
+        })
+    );
+    assert_eq!(backup.keep, 3);
+    assert_eq!(backup.max_age, Some(Duration::from_secs(24 * 3600)));
+    assert_eq!(backup.timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn backup_directory_and_mysql_parse() {
+    let dir = fixture();
+    let text = with_backup("driver = \"directory\"\npath = \"plain\"");
+    let config = check(dir.path(), &text).unwrap();
+    assert_eq!(
+        config.services[0].backup.as_ref().unwrap().source,
+        BackupSource::Directory {
+            path: dir.path().join("plain")
+        }
+    );
+
+    let text = with_backup("driver = \"mysql\"\nurl = \"mariadb://app@[::1]:3307/shop\"");
+    let config = check(dir.path(), &text).unwrap();
+    let backup = config.services[0].backup.as_ref().unwrap();
+    assert_eq!(backup.driver(), BackupDriver::Mysql);
+}
+
+#[test]
+fn backup_password_in_url_is_rejected() {
+    let dir = fixture();
+    let cases = [
+        "postgres://app:s3cret@127.0.0.1/orders",
+        "postgres://app@127.0.0.1/orders?password=s3cret",
+    ];
+    for url in cases {
+        let text = with_backup(&format!("driver = \"postgres\"\nurl = \"{url}\""));
+        let (line, column, message, hint) = invalid(dir.path(), &text);
+
+        assert_eq!((line, column), (10, 7), "{url}");
+        assert!(message.ends_with("contains a password"), "{message}");
+        assert!(message.contains("***"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(hint.contains("set `password_env`"), "{hint}");
+    }
+}
+
+#[test]
+fn backup_unparsable_url_hides_password() {
+    let dir = fixture();
+    let text = with_backup("driver = \"mysql\"\nurl = \"mysql://app:s3cret@host:port/db\"");
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert!(
+        message.starts_with("invalid database URL `mysql://app:***@host:port/db`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn backup_unknown_driver_is_rejected() {
+    let dir = fixture();
+    let text = with_backup("driver = \"oracle\"");
+    let (line, column, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (9, 10));
+    assert_eq!(message, "unknown backup driver `oracle`");
+    assert!(hint.contains("\"directory\""), "{hint}");
+}
+
+#[test]
+fn backup_unknown_key_is_rejected() {
+    let dir = fixture();
+    let text = with_backup("driver = \"sqlite\"\npath = \"app.db\"\ncompress = true");
+    let (line, column, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (11, 1));
+    assert!(message.contains("unknown field `compress`"), "{message}");
+    assert!(hint.contains("remove the key"), "{hint}");
+}
+
+#[test]
+fn backup_key_of_other_driver_is_rejected() {
+    let dir = fixture();
+    let cases = [
+        (
+            "driver = \"sqlite\"\npath = \"a.db\"\nurl = \"postgres://h/db\"",
+            "`url` does not apply to the `sqlite` driver",
+        ),
+        (
+            "driver = \"directory\"\npath = \"plain\"\npassword_env = \"X\"",
+            "`password_env` does not apply to the `directory` driver",
+        ),
+        (
+            "driver = \"postgres\"\nurl = \"postgres://h/db\"\npath = \"a.db\"",
+            "`path` does not apply to the `postgres` driver",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let (line, column, message, _) = invalid(dir.path(), &with_backup(keys));
+
+        let last = keys.lines().last().unwrap();
+        assert_eq!(message, expected);
+        assert_eq!((line, column), (11, last.find('=').unwrap() + 3), "{keys}");
+    }
+}
+
+#[test]
+fn backup_missing_driver_key_is_rejected() {
+    let dir = fixture();
+    let cases = [
+        ("driver = \"sqlite\"", "the `sqlite` driver needs `path`"),
+        ("driver = \"directory\"", "the `directory` driver needs `path`"),
+        ("driver = \"postgres\"", "the `postgres` driver needs `url`"),
+        ("driver = \"mysql\"", "the `mysql` driver needs `url`"),
+    ];
+    for (keys, expected) in cases {
+        let (line, column, message, _) = invalid(dir.path(), &with_backup(keys));
+
+        assert_eq!(message, expected);
+        assert_eq!((line, column), (9, 10), "{keys}");
+    }
+
+    let (_, _, message, _) = invalid(dir.path(), &with_backup("path = \"a.db\""));
+    assert!(message.contains("missing field `driver`"), "{message}");
+}
+
+#[test]
+fn backup_path_of_wrong_kind_is_rejected() {
+    let dir = fixture();
+    std::fs::write(dir.path().join("file.txt"), "x").unwrap();
+    let cases = [
+        ("driver = \"sqlite\"\npath = \"plain\"", "plain", "is a folder"),
+        (
+            "driver = \"directory\"\npath = \"file.txt\"",
+            "file.txt",
+            "is not a folder",
+        ),
+    ];
+    for (keys, name, expected) in cases {
+        let (line, column, message, _) = invalid(dir.path(), &with_backup(keys));
+
+        assert_eq!(
+            message,
+            format!(
+                "backup path `{}` {expected}",
+                dir.path().join(name).display()
+            )
+        );
+        assert_eq!((line, column), (10, 8), "{keys}");
+    }
+
+    let (_, _, message, _) = invalid(dir.path(), &with_backup("driver = \"sqlite\"\npath = \" \""));
+    assert_eq!(message, "empty backup `path`");
+}
+
+#[test]
+fn backup_bad_urls_are_rejected() {
+    let dir = fixture();
+    let cases = [
+        (
+            "postgres",
+            "http://127.0.0.1/orders",
+            "database URL scheme `http` does not match the `postgres` driver",
+        ),
+        (
+            "mysql",
+            "postgres://127.0.0.1/orders",
+            "database URL scheme `postgres` does not match the `mysql` driver",
+        ),
+        (
+            "postgres",
+            "postgres://127.0.0.1/",
+            "database URL `postgres://127.0.0.1/` does not name one database",
+        ),
+        (
+            "mysql",
+            "mysql://127.0.0.1/a/b",
+            "database URL `mysql://127.0.0.1/a/b` does not name one database",
+        ),
+        (
+            "mysql",
+            "mysql://127.0.0.1/shop?ssl=1",
+            "database URL `mysql://127.0.0.1/shop?ssl=1` has query parameters",
+        ),
+        (
+            "mysql",
+            "mysql:///shop",
+            "database URL `mysql:///shop` names no host",
+        ),
+    ];
+    for (driver, url, expected) in cases {
+        let text = with_backup(&format!("driver = \"{driver}\"\nurl = \"{url}\""));
+        let (line, column, message, _) = invalid(dir.path(), &text);
+
+        assert_eq!(message, expected);
+        assert_eq!((line, column), (10, 7), "{url}");
+    }
+}
+
+#[test]
+fn backup_invalid_password_env_is_rejected() {
+    let dir = fixture();
+    let text = with_backup(
+        "driver = \"postgres\"\nurl = \"postgres://h/db\"\npassword_env = \"1-PASS\"",
+    );
+    let (line, column, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (11, 16));
+    assert_eq!(message, "invalid environment variable name `1-PASS`");
+}
+
+#[test]
+fn backup_keep_and_max_age_are_checked() {
+    let dir = fixture();
+    let cases = [
+        ("keep = 0", "invalid `keep` `0`: must be a whole number of at least 1"),
+        ("keep = -3", "invalid `keep` `-3`: must be a whole number of at least 1"),
+        ("max_age = \"0s\"", "`max_age` must be greater than zero"),
+        ("max_age = \"soon\"", "invalid duration `soon` for `max_age`"),
+        ("timeout = 5", "invalid duration `5` for `timeout`: expected a string"),
+    ];
+    for (setting, expected) in cases {
+        let text = with_backup(&format!("driver = \"sqlite\"\npath = \"a.db\"\n{setting}"));
+        let (line, column, message, _) = invalid(dir.path(), &text);
+
+        assert!(message.starts_with(expected), "{setting}: {message}");
+        assert_eq!(line, 11, "{setting}");
+        assert_eq!(column, setting.find('=').unwrap() + 3, "{setting}");
+    }
 }

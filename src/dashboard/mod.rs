@@ -207,7 +207,15 @@ impl Engines {
         let client = self.client.clone();
         let events = self.events.clone();
         tokio::spawn(async move {
-            rollback::execute(&plan, &spec, &state_dir, &client, &events).await;
+            rollback::execute(
+                &plan,
+                &spec,
+                &state_dir,
+                &client,
+                &events,
+                Default::default(),
+            )
+            .await;
         });
     }
 }

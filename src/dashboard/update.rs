@@ -363,6 +363,7 @@ mod tests {
                 verify_timeout: Duration::from_secs(1),
                 settle: Duration::ZERO,
             },
+            backup: None,
         };
         App::new(&Config {
             path: PathBuf::from("/srv/services.toml"),

@@ -225,6 +225,71 @@ pub fn checkout(dir: &Path, rev: &str, branch: Option<&str>) -> Result<Checkout,
     Ok(result)
 }
 
+/// Lists uncommitted paths whose content matches the file of neither
+/// `first` nor `second`: changes that an interrupted checkout between the
+/// two versions cannot have made.
+pub fn foreign_changes(
+    dir: &Path,
+    first: &str,
+    second: &str,
+) -> Result<Vec<String>, VersionsError> {
+    let repository = open(dir)?;
+    let trees = [
+        find_commit(&repository, dir, first)?
+            .tree()
+            .map_err(git_error(dir))?,
+        find_commit(&repository, dir, second)?
+            .tree()
+            .map_err(git_error(dir))?,
+    ];
+    let mut foreign = Vec::new();
+    for path in statuses(&repository, dir)? {
+        let on_disk = std::fs::read(dir.join(&path)).ok();
+        let matches = |tree: &git2::Tree| -> bool {
+            let in_tree = tree
+                .get_path(Path::new(&path))
+                .ok()
+                .and_then(|entry| entry.to_object(&repository).ok())
+                .and_then(|object| object.into_blob().ok())
+                .map(|blob| blob.content().to_vec());
+            in_tree == on_disk
+        };
+        if !trees.iter().any(matches) {
+            foreign.push(path);
+        }
+    }
+    Ok(foreign)
+}
+
+/// Checks out `rev`, overwriting files that differ from it. Only for
+/// recovering an interrupted checkout, after [`foreign_changes`] found
+/// no change that the checkout did not make itself.
+pub fn force_checkout(
+    dir: &Path,
+    rev: &str,
+    branch: Option<&str>,
+) -> Result<Checkout, VersionsError> {
+    let repository = open(dir)?;
+    let target = find_commit(&repository, dir, rev)?;
+    let head = head_commit(&repository, dir)?;
+    let attach_to = branch_to_attach(&repository, dir, branch, target.id())?;
+    repository
+        .checkout_tree(
+            target.as_object(),
+            Some(CheckoutBuilder::new().force().remove_untracked(true)),
+        )
+        .map_err(git_error(dir))?;
+    match attach_to {
+        Some(name) => repository.set_head(&format!("refs/heads/{name}")),
+        None => repository.set_head_detached(target.id()),
+    }
+    .map_err(git_error(dir))?;
+    Ok(Checkout {
+        from: head.id().to_string(),
+        to: target.id().to_string(),
+    })
+}
+
 impl VersionsError {
     /// Returns a next step that fixes the error, when there is one.
     pub fn hint(&self) -> Option<String> {

@@ -25,7 +25,7 @@ fn check_rejects_unknown_key_with_position() {
     let fixture = Fixture::new(
         THREE_RELEASES,
         &["true"],
-        "[services.web.backup]\nkeep = 3\n",
+        "[services.web.alerts]\nkeep = 3\n",
     );
 
     fixture
@@ -33,7 +33,7 @@ fn check_rejects_unknown_key_with_position() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "services.toml:14:15: unknown field `backup`",
+            "services.toml:15:15: unknown field `alerts`",
         ))
         .stderr(predicate::str::contains("hint: remove the key"));
 }
@@ -43,7 +43,7 @@ fn every_subcommand_validates_first() {
     let fixture = Fixture::new(
         THREE_RELEASES,
         &["true"],
-        "[services.web.backup]\nkeep = 3\n",
+        "[services.web.alerts]\nkeep = 3\n",
     );
 
     for args in [
@@ -56,7 +56,7 @@ fn every_subcommand_validates_first() {
             .rewind(&args)
             .assert()
             .code(2)
-            .stderr(predicate::str::contains("unknown field `backup`"));
+            .stderr(predicate::str::contains("unknown field `alerts`"));
     }
 }
 

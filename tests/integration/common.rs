@@ -57,6 +57,17 @@ impl Fixture {
     /// Builds the repository, starts the server and writes the config with
     /// `restart` as the restart command and `extra` appended to the file.
     pub fn new(releases: &[Release], restart: &[&str], extra: &str) -> Fixture {
+        Fixture::with_settle(releases, restart, extra, "0s")
+    }
+
+    /// Builds the fixture like [`Fixture::new`] with `settle` as the
+    /// rollback's settle time.
+    pub fn with_settle(
+        releases: &[Release],
+        restart: &[&str],
+        extra: &str,
+        settle: &str,
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("web");
         let commits = build_repo(&repo, releases);
@@ -78,6 +89,7 @@ impl Fixture {
              timeout = \"5s\"\n\
              [services.web.rollback]\n\
              verify_timeout = \"2s\"\n\
+             settle = \"{settle}\"\n\
              {extra}",
             command.join(", ")
         );

@@ -44,6 +44,7 @@ fn spec(name: &str, port: u16) -> ServiceSpec {
             verify_timeout: Duration::from_secs(15),
             settle: Duration::ZERO,
         },
+        backup: None,
     }
 }
 

@@ -199,7 +199,7 @@ impl Checker<'_> {
         let has_password_parameter = url.query_pairs().any(|(key, _)| key == "password");
         if url.password().is_some() || has_password_parameter {
             return fail(
-                format!("database URL `{}` contains a password", redact(text)),
+                format!("database URL `{}` contains a password", redact_url(&url)),
                 "remove the password from the URL and set `password_env` to the name of \
                  an environment variable that holds it",
             );
@@ -265,6 +265,26 @@ fn valid_env_name(name: &str) -> bool {
         .next()
         .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Returns `url` with the password and any `password` query parameter
+/// replaced by `***`.
+fn redact_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if url.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" { "***".into() } else { value };
+                (key.into_owned(), value.into_owned())
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
 }
 
 /// Replaces the password in the user part of a URL-like text with `***`,

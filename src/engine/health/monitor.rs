@@ -166,6 +166,7 @@ mod tests {
                 verify_timeout: Duration::from_secs(1),
                 settle: Duration::ZERO,
             },
+            backup: None,
         }
     }
 

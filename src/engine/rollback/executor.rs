@@ -1,7 +1,8 @@
-//! Runs a rollback plan: lock, clean check, checkout, restart and health
-//! verification, reporting each step as events. When the checkout, the
-//! restart or the verification fails, the original version is checked out
-//! and restarted again before the run reports failure.
+//! Runs a rollback plan: lock, clean check, checkout, restart, health
+//! verification and settle time. Every step is journaled before it starts
+//! and after it ends. When the checkout, the restart or the health checks
+//! fail, or the run is cancelled, the original version is checked out and
+//! restarted again before the run reports failure.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,12 +10,15 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::ServiceSpec;
-use crate::engine::coord::ServiceLock;
+use crate::engine::coord::{Holder, ServiceLock};
 use crate::engine::event::EngineEvent;
-use crate::engine::health;
+use crate::engine::health::{self, Sample};
 use crate::engine::process;
 use crate::engine::versions;
 
+use super::cancel::Cancel;
+use super::journal::{self, Journal, Record, RunKind};
+use super::report::Reporter;
 use super::{Plan, RunOutcome, StepKind};
 
 /// Time between probes while verifying health after a restart. It is
@@ -22,62 +26,24 @@ use super::{Plan, RunOutcome, StepKind};
 /// service is up.
 const VERIFY_POLL: Duration = Duration::from_millis(100);
 
-/// Reports one run's steps on the event stream.
-struct Reporter<'a> {
-    service: &'a str,
-    events: &'a UnboundedSender<EngineEvent>,
-    total: usize,
+/// Longest time between probes during the settle time.
+const SETTLE_POLL: Duration = Duration::from_secs(1);
+
+/// Who started a run, why, and how to stop it.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub kind: RunKind,
+    pub reason: Option<String>,
+    pub cancel: Cancel,
 }
 
-impl Reporter<'_> {
-    fn send(&self, event: EngineEvent) {
-        // A closed channel means no front end listens, and the run continues.
-        let _ = self.events.send(event);
-    }
-
-    fn started(&self, step: StepKind, index: usize) {
-        tracing::info!(service = self.service, step = step.as_str(), "step started");
-        self.send(EngineEvent::StepStarted {
-            service: self.service.to_owned(),
-            step,
-            index,
-            total: self.total,
-        });
-    }
-
-    fn output(&self, line: String) {
-        self.send(EngineEvent::StepOutput {
-            service: self.service.to_owned(),
-            line,
-        });
-    }
-
-    fn finished(&self, step: StepKind, result: Result<String, String>) -> Result<(), String> {
-        let ok = result.is_ok();
-        let detail = match &result {
-            Ok(detail) | Err(detail) => detail.clone(),
-        };
-        if ok {
-            tracing::info!(service = self.service, step = step.as_str(), %detail, "step done");
-        } else {
-            tracing::warn!(service = self.service, step = step.as_str(), %detail, "step failed");
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            kind: RunKind::Rollback,
+            reason: None,
+            cancel: Cancel::never(),
         }
-        self.send(EngineEvent::StepFinished {
-            service: self.service.to_owned(),
-            step,
-            ok,
-            detail,
-        });
-        result.map(|_| ())
-    }
-
-    fn outcome(&self, outcome: RunOutcome) -> RunOutcome {
-        tracing::info!(service = self.service, ?outcome, "run finished");
-        self.send(EngineEvent::RunFinished {
-            service: self.service.to_owned(),
-            outcome: outcome.clone(),
-        });
-        outcome
     }
 }
 
@@ -89,48 +55,85 @@ pub async fn execute(
     state_dir: &Path,
     client: &reqwest::Client,
     events: &UnboundedSender<EngineEvent>,
+    options: RunOptions,
 ) -> RunOutcome {
-    let report = Reporter {
-        service: &spec.name,
-        events,
-        total: plan.steps.len(),
-    };
+    let mut report = Reporter::new(&spec.name, events, plan.steps.len());
+    let reason = options.reason.as_deref();
+    let finish =
+        |report: Reporter, outcome| report.outcome(state_dir, plan, options.kind, reason, outcome);
     tracing::info!(service = %spec.name, from = %plan.from.label, to = %plan.to.label, "rollback started");
 
     // Steps before the checkout change nothing, so their failures refuse the run.
     report.started(StepKind::Lock, 0);
-    let lock = match ServiceLock::acquire(state_dir, &spec.name) {
-        Ok(lock) => lock,
-        Err(error) => {
-            let reason = error.to_string();
+    let (lock, journal) = match prepare(plan, spec, state_dir, &options, report.run_id()) {
+        Ok(prepared) => prepared,
+        Err(reason) => {
             let _ = report.finished(StepKind::Lock, Err(reason.clone()));
-            return report.outcome(RunOutcome::Refused { reason });
+            return finish(report, RunOutcome::Refused { reason });
         }
     };
+    report.attach(journal);
+    report.record(&Record::StepStarted {
+        step: StepKind::Lock,
+        at: journal::now(),
+    });
     let _ = report.finished(StepKind::Lock, Ok("lock taken".to_owned()));
 
     report.started(StepKind::CheckClean, 1);
     let clean = check_unchanged(plan, spec).await;
     if let Err(reason) = report.finished(StepKind::CheckClean, clean) {
-        return report.outcome(RunOutcome::Refused { reason });
+        return finish(report, RunOutcome::Refused { reason });
+    }
+    if options.cancel.is_cancelled() {
+        let reason = "cancelled before any change".to_owned();
+        return finish(report, RunOutcome::Refused { reason });
     }
 
-    let failure = change_version(plan, spec, client, &report).await;
+    let failure = change_version(plan, spec, client, &mut report, &options.cancel, &[]).await;
     let outcome = match failure {
         None => RunOutcome::Succeeded,
-        Some(reason) => match revert(plan, spec, &report).await {
-            Ok(()) => RunOutcome::Reverted { reason },
-            Err(revert_error) => {
-                tracing::error!(service = %spec.name, %revert_error, "revert failed");
-                RunOutcome::RevertFailed {
-                    reason,
-                    revert_error,
-                }
-            }
-        },
+        Some(reason) => revert_outcome(plan, spec, &mut report, reason).await,
     };
+    let outcome = finish(report, outcome);
     drop(lock);
-    report.outcome(outcome)
+    outcome
+}
+
+/// Takes the lock and opens the run's journal, or says why the run cannot start.
+fn prepare(
+    plan: &Plan,
+    spec: &ServiceSpec,
+    state_dir: &Path,
+    options: &RunOptions,
+    run_id: &str,
+) -> Result<(ServiceLock, Journal), String> {
+    let lock = ServiceLock::acquire(state_dir, &spec.name).map_err(|error| error.to_string())?;
+    match journal::read(state_dir, &spec.name) {
+        Ok(None) => {}
+        Ok(Some(unfinished)) => {
+            return Err(format!(
+                "{}; run `rewind recover {} --resume` or `--abort` first",
+                unfinished.summary(),
+                spec.name
+            ));
+        }
+        Err(error) => return Err(error.to_string()),
+    }
+
+    let holder = Holder::current();
+    let start = Record::RunStarted {
+        run_id: run_id.to_owned(),
+        kind: options.kind,
+        plan: Box::new(plan.clone()),
+        user: holder.user,
+        host: holder.host,
+        pid: holder.pid,
+        reason: options.reason.clone(),
+        at: journal::now(),
+    };
+    let journal =
+        Journal::create(state_dir, &spec.name, &start).map_err(|error| error.to_string())?;
+    Ok((lock, journal))
 }
 
 /// Checks that the tree is clean and still at the plan's from version, so
@@ -164,43 +167,115 @@ async fn check_unchanged(plan: &Plan, spec: &ServiceSpec) -> Result<String, Stri
     }
 }
 
-/// Runs checkout, restart and verification; returns why it failed, if it did.
-async fn change_version(
+/// Runs checkout, restart, verification and settle time, skipping the
+/// steps in `done`; returns why it failed, if it did.
+pub(super) async fn change_version(
     plan: &Plan,
     spec: &ServiceSpec,
     client: &reqwest::Client,
-    report: &Reporter<'_>,
+    report: &mut Reporter<'_>,
+    cancel: &Cancel,
+    done: &[StepKind],
 ) -> Option<String> {
-    report.started(StepKind::Checkout, 2);
-    let checkout = checkout(spec, &plan.to.commit)
-        .await
-        .map(|()| format!("checked out {} ({})", plan.to.label, plan.to.short));
-    if let Err(reason) = report.finished(StepKind::Checkout, checkout) {
-        return Some(reason);
+    let cancelled = || Some("cancelled by the user".to_owned());
+
+    if !done.contains(&StepKind::Checkout) {
+        report.started(StepKind::Checkout, 2);
+        let checkout = checkout(spec, &plan.to.commit)
+            .await
+            .map(|()| format!("checked out {} ({})", plan.to.label, plan.to.short));
+        if let Err(reason) = report.finished(StepKind::Checkout, checkout) {
+            return Some(reason);
+        }
+    }
+    if cancel.is_cancelled() {
+        return cancelled();
     }
 
-    report.started(StepKind::Restart, 3);
-    let restart = restart(spec, report).await;
-    if let Err(reason) = report.finished(StepKind::Restart, restart) {
-        return Some(reason);
+    if !done.contains(&StepKind::Restart) {
+        report.started(StepKind::Restart, 3);
+        let restart = restart(spec, report).await;
+        if let Err(reason) = report.finished(StepKind::Restart, restart) {
+            return Some(reason);
+        }
+    }
+    if cancel.is_cancelled() {
+        return cancelled();
     }
 
     report.started(StepKind::VerifyHealth, 4);
-    let verify = verify(spec, client, report).await;
-    report.finished(StepKind::VerifyHealth, verify).err()
+    let verify = tokio::select! {
+        result = verify(spec, client, report) => result,
+        () = cancel.cancelled() => Err("cancelled by the user".to_owned()),
+    };
+    if let Err(reason) = report.finished(StepKind::VerifyHealth, verify) {
+        return Some(reason);
+    }
+
+    if spec.rollback.settle.is_zero() {
+        return None;
+    }
+    report.started(StepKind::Settle, 5);
+    let settle = tokio::select! {
+        result = settle(spec, client, report) => result,
+        () = cancel.cancelled() => Err("cancelled by the user".to_owned()),
+    };
+    report.finished(StepKind::Settle, settle).err()
 }
 
-/// Checks the original version out again and restarts it.
-async fn revert(plan: &Plan, spec: &ServiceSpec, report: &Reporter<'_>) -> Result<(), String> {
+/// Reverts after `reason` and returns the outcome that reports both.
+pub(super) async fn revert_outcome(
+    plan: &Plan,
+    spec: &ServiceSpec,
+    report: &mut Reporter<'_>,
+    reason: String,
+) -> RunOutcome {
+    match revert(plan, spec, report).await {
+        Ok(()) => RunOutcome::Reverted { reason },
+        Err(revert_error) => {
+            tracing::error!(service = %spec.name, %revert_error, "revert failed");
+            RunOutcome::RevertFailed {
+                reason,
+                revert_error,
+            }
+        }
+    }
+}
+
+/// Checks the original version out again and restarts it. A force
+/// checkout is used only when the tree holds nothing but the run's own
+/// changes.
+async fn revert(plan: &Plan, spec: &ServiceSpec, report: &mut Reporter<'_>) -> Result<(), String> {
     report.started(StepKind::Revert, plan.steps.len());
     report.output(format!("checking out {} again", plan.from.label));
-    let result = match checkout(spec, &plan.from.commit).await {
+    let result = match return_to(spec, plan).await {
         Ok(()) => restart(spec, report)
             .await
             .map(|_| format!("back on {} and restarted", plan.from.label)),
         Err(error) => Err(format!("cannot check out {}: {error}", plan.from.label)),
     };
     report.finished(StepKind::Revert, result)
+}
+
+/// Puts the tree back on the plan's from version, overwriting only files
+/// that hold one of the two versions' contents.
+pub(super) async fn return_to(spec: &ServiceSpec, plan: &Plan) -> Result<(), String> {
+    let dir = spec.deploy_dir.clone();
+    let (from, to) = (plan.from.commit.clone(), plan.to.commit.clone());
+    let branch = spec.branch.clone();
+    blocking(move || {
+        let foreign = versions::foreign_changes(&dir, &from, &to)?;
+        if !foreign.is_empty() {
+            return Ok(Err(format!(
+                "changes not made by rewind: {}; resolve them by hand",
+                foreign.join(", ")
+            )));
+        }
+        versions::force_checkout(&dir, &from, branch.as_deref())?;
+        Ok(Ok(()))
+    })
+    .await
+    .map_err(|error| error.to_string())?
 }
 
 async fn checkout(spec: &ServiceSpec, commit: &str) -> Result<(), String> {
@@ -213,11 +288,13 @@ async fn checkout(spec: &ServiceSpec, commit: &str) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-async fn restart(spec: &ServiceSpec, report: &Reporter<'_>) -> Result<String, String> {
+pub(super) async fn restart(spec: &ServiceSpec, report: &Reporter<'_>) -> Result<String, String> {
     let restart = &spec.restart;
-    process::run(
+    let cwd = &spec.deploy_dir;
+    process::run_with_env(
         &restart.command,
-        &spec.deploy_dir,
+        &restart.env,
+        cwd,
         restart.timeout,
         |line| report.output(line),
     )
@@ -229,7 +306,18 @@ async fn restart(spec: &ServiceSpec, report: &Reporter<'_>) -> Result<String, St
     })
 }
 
-async fn verify(
+fn describe_probe(sample: &Sample) -> String {
+    match (&sample.status, &sample.error) {
+        (_, Some(error)) => format!("probe failed: {error}"),
+        (Some(status), None) => format!(
+            "probe passed: status {status} in {} ms",
+            sample.latency.as_millis()
+        ),
+        (None, None) => "probe passed".to_owned(),
+    }
+}
+
+pub(super) async fn verify(
     spec: &ServiceSpec,
     client: &reqwest::Client,
     report: &Reporter<'_>,
@@ -237,15 +325,7 @@ async fn verify(
     let health = &spec.health;
     let deadline = spec.rollback.verify_timeout;
     let result = health::wait_healthy(client, health, deadline, VERIFY_POLL, |sample| {
-        let line = match (&sample.status, &sample.error) {
-            (_, Some(error)) => format!("probe failed: {error}"),
-            (Some(status), None) => format!(
-                "probe passed: status {status} in {} ms",
-                sample.latency.as_millis()
-            ),
-            (None, None) => "probe passed".to_owned(),
-        };
-        report.output(line);
+        report.output(describe_probe(sample));
     })
     .await;
     match result {
@@ -262,8 +342,43 @@ async fn verify(
     }
 }
 
+/// Probes for the settle time; fails once `failure_threshold` probes in a
+/// row fail.
+async fn settle(
+    spec: &ServiceSpec,
+    client: &reqwest::Client,
+    report: &Reporter<'_>,
+) -> Result<String, String> {
+    let health = &spec.health;
+    let period = health.interval.min(SETTLE_POLL);
+    let deadline = tokio::time::Instant::now() + spec.rollback.settle;
+    let mut ticker = tokio::time::interval(period);
+    let (mut probes, mut failures) = (0, 0);
+    while tokio::time::Instant::now() < deadline {
+        ticker.tick().await;
+        let sample = health::probe(client, health).await;
+        probes += 1;
+        if sample.passed() {
+            failures = 0;
+            continue;
+        }
+        failures += 1;
+        report.output(describe_probe(&sample));
+        if failures >= health.failure_threshold {
+            return Err(format!(
+                "health failed {failures} times in a row during the settle time: {}",
+                sample.error.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(format!(
+        "stayed healthy for {} ({probes} probes)",
+        humantime::format_duration(spec.rollback.settle)
+    ))
+}
+
 /// Runs blocking git work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, versions::VersionsError> + Send + 'static,
 ) -> Result<T, versions::VersionsError> {
     match tokio::task::spawn_blocking(work).await {
@@ -291,12 +406,62 @@ mod tests {
 
         let (events, _receiver) = mpsc::unbounded_channel();
         let client = crate::engine::health::client();
-        let outcome = execute(&plan, &spec, state.path(), &client, &events).await;
+        let options = RunOptions::default();
+        let outcome = execute(&plan, &spec, state.path(), &client, &events, options).await;
 
         let RunOutcome::Refused { reason } = outcome else {
             panic!("expected a refusal, got {outcome:?}");
         };
         assert!(reason.contains("moved from"), "{reason}");
+        assert_eq!(versions::resolve(dir.path(), "HEAD").unwrap(), ids[1]);
+        assert!(journal::read(state.path(), "orders").unwrap().is_none());
+        let audit = crate::engine::coord::audit::read(state.path(), None).unwrap();
+        assert_eq!(audit.len(), 1);
+        assert!(matches!(audit[0].outcome, RunOutcome::Refused { .. }));
+    }
+
+    #[tokio::test]
+    async fn unfinished_journal_blocks_new_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let ids = repo(dir.path(), &["v1", "v2"]);
+        let spec = spec(dir.path());
+        let plan = build_plan(&spec, "v1").unwrap();
+        let start = Record::RunStarted {
+            run_id: "old".into(),
+            kind: RunKind::Rollback,
+            plan: Box::new(plan.clone()),
+            user: "ana".into(),
+            host: "box".into(),
+            pid: 1,
+            reason: None,
+            at: journal::now(),
+        };
+        drop(Journal::create(state.path(), "orders", &start).unwrap());
+
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let client = crate::engine::health::client();
+        let outcome = execute(
+            &plan,
+            &spec,
+            state.path(),
+            &client,
+            &events,
+            RunOptions::default(),
+        )
+        .await;
+
+        let RunOutcome::Refused { reason } = outcome else {
+            panic!("expected a refusal, got {outcome:?}");
+        };
+        assert!(
+            reason.contains("unfinished rollback of `orders`"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("rewind recover orders --resume"),
+            "{reason}"
+        );
         assert_eq!(versions::resolve(dir.path(), "HEAD").unwrap(), ids[1]);
     }
 }

@@ -2,15 +2,18 @@
 //! runs, and the executor that runs it step by step, verifies health and
 //! returns the service to where it started when a step fails.
 
+mod cancel;
 mod executor;
 pub mod journal;
 mod plan;
+mod report;
 #[cfg(test)]
 mod test_support;
 
 use serde::{Deserialize, Serialize};
 
-pub use executor::execute;
+pub use cancel::{Cancel, CancelHandle};
+pub use executor::{RunOptions, execute};
 pub use plan::{Plan, PlannedStep, RollbackError, VersionRef, build_plan};
 
 /// One step of a rollback.
@@ -27,6 +30,8 @@ pub enum StepKind {
     Restart,
     /// Wait until health passes `success_threshold` probes in a row.
     VerifyHealth,
+    /// Watch health stay passing for the settle time.
+    Settle,
     /// Check the original version out again and restart, after a failure.
     Revert,
 }
@@ -39,6 +44,7 @@ impl StepKind {
             StepKind::Checkout => "checkout",
             StepKind::Restart => "restart",
             StepKind::VerifyHealth => "verify health",
+            StepKind::Settle => "settle",
             StepKind::Revert => "revert",
         }
     }

@@ -131,7 +131,7 @@ fn planned_steps(spec: &ServiceSpec, to: &VersionRef) -> Vec<PlannedStep> {
         n => format!("{n} passing probes in a row"),
     };
     let step = |step, description: String| PlannedStep { step, description };
-    vec![
+    let mut steps = vec![
         step(StepKind::Lock, format!("take the lock of `{}`", spec.name)),
         step(
             StepKind::CheckClean,
@@ -160,7 +160,17 @@ fn planned_steps(spec: &ServiceSpec, to: &VersionRef) -> Vec<PlannedStep> {
                 humantime::format_duration(spec.rollback.verify_timeout)
             ),
         ),
-    ]
+    ];
+    if !spec.rollback.settle.is_zero() {
+        steps.push(step(
+            StepKind::Settle,
+            format!(
+                "watch health stay passing for {}",
+                humantime::format_duration(spec.rollback.settle)
+            ),
+        ));
+    }
+    steps
 }
 
 #[cfg(test)]

@@ -70,5 +70,6 @@ pub fn spec(dir: &Path) -> ServiceSpec {
             verify_timeout: Duration::from_secs(20),
             settle: Duration::ZERO,
         },
+        backup: None,
     }
 }
