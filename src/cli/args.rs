@@ -14,6 +14,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Inspect only: refuse every command and key that changes a service
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -32,6 +36,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// Roll a service back to an earlier version
     Rollback(RollbackArgs),
+    /// Roll back the last successful rollback of a service
+    Undo(UndoArgs),
+    /// Resume or abort a run that stopped without finishing
+    Recover(RecoverArgs),
+    /// Print finished runs from the audit log, newest first
+    History(HistoryArgs),
     /// Build a demo environment and open the dashboard on it
     Demo(DemoArgs),
     /// Run one demo service process (used by the demo itself)
@@ -86,6 +96,55 @@ pub struct RollbackArgs {
     /// Print events as JSON lines instead of text
     #[arg(long)]
     pub json: bool,
+    /// Why the rollback runs, kept in the audit log
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Run without asking for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print events as JSON lines instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Why the undo runs, kept in the audit log
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Continue the run from its first unfinished step
+    #[arg(long, conflicts_with = "abort", required_unless_present = "abort")]
+    pub resume: bool,
+    /// Return the service to the version it had before the run
+    #[arg(long)]
+    pub abort: bool,
+    /// Run without asking for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print events as JSON lines instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show only the runs of this service
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Number of runs to show
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]

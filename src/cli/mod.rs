@@ -4,9 +4,13 @@
 
 pub mod args;
 mod check;
+mod execution;
+mod history;
 mod plan;
+mod recover;
 mod rollback;
 mod status;
+mod undo;
 mod versions;
 
 use std::path::Path;
@@ -41,16 +45,28 @@ pub async fn run(cli: Cli) -> color_eyre::Result<i32> {
             };
             // Only commands that change services or run for long write a log,
             // so read-only commands leave the state folder as it was.
-            if matches!(command, Command::Rollback(_) | Command::Dashboard) {
+            if matches!(
+                command,
+                Command::Rollback(_) | Command::Undo(_) | Command::Recover(_) | Command::Dashboard
+            ) {
                 crate::logging::init(&config.state_dir);
             }
+            if !matches!(command, Command::Dashboard | Command::Recover(_)) {
+                warn_unfinished(&config);
+            }
+            let read_only = cli.read_only;
             match command {
                 Command::Check => Ok(check::run(&config)),
                 Command::Status(args) => status::run(&config, &args).await,
                 Command::Versions(args) => versions::run(&config, &args),
                 Command::Plan(args) => plan::run(&config, &args),
-                Command::Rollback(args) => rollback::run(&config, &args).await,
-                Command::Dashboard => crate::dashboard::run(config).await.map(|()| EXIT_OK),
+                Command::Rollback(args) => rollback::run(&config, &args, read_only).await,
+                Command::Undo(args) => undo::run(&config, &args, read_only).await,
+                Command::Recover(args) => recover::run(&config, &args, read_only).await,
+                Command::History(args) => history::run(&config, &args),
+                Command::Dashboard => crate::dashboard::run(config, read_only)
+                    .await
+                    .map(|()| EXIT_OK),
                 Command::Demo(_) | Command::DemoServe(_) | Command::DemoRestart(_) => {
                     unreachable!("handled above")
                 }
@@ -69,4 +85,21 @@ pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
 fn unknown_service(error: ConfigError) -> i32 {
     eprintln!("{}", error.report());
     EXIT_USAGE
+}
+
+/// Warns on stderr about every service with an unfinished run.
+fn warn_unfinished(config: &Config) {
+    for spec in &config.services {
+        match crate::engine::rollback::journal::read(&config.state_dir, &spec.name) {
+            Ok(Some(state)) => {
+                eprintln!("warning: {}", state.summary());
+                eprintln!(
+                    "hint: run `rewind recover {} --resume` or `--abort`",
+                    spec.name
+                );
+            }
+            Ok(None) => {}
+            Err(error) => eprintln!("warning: {error}"),
+        }
+    }
 }

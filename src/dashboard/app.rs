@@ -217,6 +217,9 @@ pub struct App {
     /// A one-line notice for the footer, such as why a key did nothing.
     pub notice: Option<String>,
     pub newest_sample: Option<SystemTime>,
+    /// True when started with `--read-only` or `read_only = true`: keys that
+    /// change a service are hidden and refused.
+    pub read_only: bool,
     pub should_quit: bool,
 }
 
@@ -243,6 +246,7 @@ impl App {
             run: None,
             notice: None,
             newest_sample: None,
+            read_only: config.read_only,
             should_quit: false,
         }
     }

@@ -39,13 +39,13 @@ const HISTORY_LIMIT: usize = 50;
 
 /// Opens the dashboard on `config` and runs it until the user quits. The
 /// terminal is restored on every way out, a panic included.
-pub async fn run(config: Config) -> color_eyre::Result<()> {
+pub async fn run(config: Config, read_only: bool) -> color_eyre::Result<()> {
     crate::logging::init(&config.state_dir);
     tracing::info!(config = %config.path.display(), services = config.services.len(), "dashboard started");
 
     // ratatui's init installs a panic hook that restores the terminal first.
     let mut terminal = ratatui::try_init()?;
-    let result = event_loop(&mut terminal, config).await;
+    let result = event_loop(&mut terminal, config, read_only).await;
     ratatui::restore();
 
     if let Some(path) = crate::logging::path() {
@@ -64,9 +64,14 @@ struct Engines {
     git_slots: Arc<Semaphore>,
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, config: Config) -> color_eyre::Result<()> {
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    config: Config,
+    read_only: bool,
+) -> color_eyre::Result<()> {
     let config = Arc::new(config);
     let mut app = App::new(&config);
+    app.read_only = read_only || config.read_only;
     // The first frame shows every service as unknown before any engine reports.
     terminal.draw(|frame| view::view(&app, frame))?;
 

@@ -149,7 +149,7 @@ async fn run_dashboard(
     services.wait_until_listening(READY_TIMEOUT).await?;
 
     let config = crate::config::load(config_path)?;
-    let result = crate::dashboard::run(config).await;
+    let result = crate::dashboard::run(config, false).await;
     services.stop()?;
     result?;
 

@@ -243,7 +243,7 @@ fn rollback_moves_head_and_verifies_health() {
         "{text}"
     );
     assert!(
-        text.ends_with("done: web rolled back and healthy\n"),
+        text.ends_with("done: web is on the target version and healthy\n"),
         "{text}"
     );
 }
@@ -397,4 +397,243 @@ fn rollback_json_streams_events() {
     let last = events.last().unwrap();
     assert_eq!(last["event"], "run_finished");
     assert_eq!(last["outcome"]["result"], "succeeded");
+}
+
+#[test]
+fn history_records_reason_and_outcome() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    fixture
+        .rewind(&[
+            "rollback",
+            "web",
+            "--to",
+            "v1.1.0",
+            "--yes",
+            "--reason",
+            "checkout 500s",
+        ])
+        .assert()
+        .code(0);
+    fixture
+        .rewind(&["rollback", "web", "--to", "v9", "--yes"])
+        .assert()
+        .code(3);
+    let output = fixture
+        .rewind(&["history", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let runs = json(&output)["runs"].as_array().unwrap().clone();
+
+    assert_eq!(
+        runs.len(),
+        1,
+        "an unknown revision is refused before a run starts"
+    );
+    assert_eq!(runs[0]["service"], "web");
+    assert_eq!(runs[0]["reason"], "checkout 500s");
+    assert_eq!(runs[0]["from"]["label"], "v1.2.0");
+    assert_eq!(runs[0]["to"]["label"], "v1.1.0");
+    assert_eq!(runs[0]["outcome"]["result"], "succeeded");
+    assert_eq!(runs[0]["kind"], "rollback");
+}
+
+#[test]
+fn failed_run_is_in_history() {
+    let restart = "grep -q v1.2.0 release.toml || exit 4";
+    let fixture = Fixture::new(THREE_RELEASES, &["sh", "-c", restart], "");
+    fixture
+        .rewind(&["rollback", "web", "--to", "v1.1.0", "--yes"])
+        .assert()
+        .code(1);
+    let output = fixture
+        .rewind(&["history"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+
+    assert!(
+        text.contains("web          rollback v1.2.0 -> v1.1.0      reverted"),
+        "{text}"
+    );
+}
+
+#[test]
+fn undo_returns_to_version_before_rollback() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    fixture
+        .rewind(&["rollback", "web", "--to", "v1.0.0", "--yes"])
+        .assert()
+        .code(0);
+    assert_eq!(fixture.head(), fixture.commits[0]);
+
+    // The undo goes back to v1.2.0, which fails its health check, so the
+    // undo itself is reverted to v1.0.0.
+    fixture.rewind(&["undo", "web", "--yes"]).assert().code(1);
+    assert_eq!(fixture.head(), fixture.commits[0]);
+    let output = fixture
+        .rewind(&["history", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let runs = json(&output)["runs"].as_array().unwrap().clone();
+    assert_eq!(runs[0]["kind"], "undo");
+    assert_eq!(runs[0]["to"]["label"], "v1.2.0");
+}
+
+#[test]
+fn undo_of_healthy_rollback_succeeds() {
+    let releases = &[
+        crate::common::Release {
+            tag: "v1.0.0",
+            status: 200,
+        },
+        crate::common::Release {
+            tag: "v1.1.0",
+            status: 200,
+        },
+    ];
+    let fixture = Fixture::new(releases, &["true"], "");
+    fixture
+        .rewind(&["rollback", "web", "--to", "v1.0.0", "--yes"])
+        .assert()
+        .code(0);
+    fixture
+        .rewind(&["undo", "web", "--yes"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("plan: web v1.0.0 -> v1.1.0"));
+
+    assert_eq!(fixture.head(), fixture.commits[1]);
+}
+
+#[test]
+fn undo_without_rollback_is_refused() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+
+    fixture
+        .rewind(&["undo", "web", "--yes"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "no successful rollback of `web` to undo",
+        ));
+}
+
+#[test]
+fn recover_without_journal_is_refused() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+
+    fixture
+        .rewind(&["recover", "web", "--resume", "--yes"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "no unfinished run of `web` to recover",
+        ));
+}
+
+#[test]
+fn recover_needs_a_mode() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+
+    fixture
+        .rewind(&["recover", "web", "--yes"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn read_only_flag_refuses_rollback() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+
+    fixture
+        .rewind(&["--read-only", "rollback", "web", "--to", "v1.1.0", "--yes"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "read-only mode: `rewind rollback` changes services and is disabled by `--read-only`",
+        ));
+    assert_eq!(fixture.head(), fixture.commits[2]);
+}
+
+#[test]
+fn read_only_config_refuses_undo() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    let text = std::fs::read_to_string(&fixture.config).unwrap();
+    std::fs::write(&fixture.config, format!("read_only = true\n{text}")).unwrap();
+
+    fixture
+        .rewind(&["undo", "web", "--yes"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "disabled by `read_only = true` in",
+        ));
+}
+
+#[test]
+fn unfinished_run_warns_and_blocks() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    fixture.leave_unfinished_run("v1.1.0");
+
+    fixture
+        .rewind(&["status"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "warning: unfinished rollback of `web` v1.2.0 -> v1.1.0",
+        ))
+        .stderr(predicate::str::contains(
+            "hint: run `rewind recover web --resume` or `--abort`",
+        ));
+    fixture
+        .rewind(&["rollback", "web", "--to", "v1.0.0", "--yes"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(
+            "run `rewind recover web --resume` or `--abort` first",
+        ));
+    assert_eq!(fixture.head(), fixture.commits[1]);
+}
+
+#[test]
+fn recover_resume_finishes_the_run() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    fixture.leave_unfinished_run("v1.1.0");
+
+    fixture
+        .rewind(&["recover", "web", "--resume", "--yes"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "recover web: resume: finish the move to v1.1.0",
+        ));
+    assert_eq!(fixture.head(), fixture.commits[1]);
+    fixture
+        .rewind(&["recover", "web", "--resume", "--yes"])
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn recover_abort_returns_to_original() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    fixture.leave_unfinished_run("v1.1.0");
+
+    fixture
+        .rewind(&["recover", "web", "--abort", "--yes"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "revert ok: back on v1.2.0 and restarted",
+        ));
+    assert_eq!(fixture.head(), fixture.commits[2]);
 }

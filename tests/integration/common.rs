@@ -118,6 +118,36 @@ impl Fixture {
             .to_string()
     }
 
+    /// Leaves the journal and the tree as a run killed right after its
+    /// checkout to `target` would.
+    pub fn leave_unfinished_run(&self, target: &str) {
+        use rewind::engine::rollback::journal::{self, Journal, Record, RunKind};
+        use rewind::engine::rollback::{StepKind, build_plan};
+
+        let config = rewind::config::load(&self.config).unwrap();
+        let spec = config.require("web").unwrap();
+        let plan = build_plan(spec, target).unwrap();
+        let start = Record::RunStarted {
+            run_id: "killed".into(),
+            kind: RunKind::Rollback,
+            plan: Box::new(plan),
+            user: "ana".into(),
+            host: "box".into(),
+            pid: 1,
+            reason: None,
+            at: journal::now(),
+        };
+        let mut journal = Journal::create(&self.state, "web", &start).unwrap();
+        let at = journal::now;
+        journal
+            .append(&Record::StepStarted {
+                step: StepKind::Checkout,
+                at: at(),
+            })
+            .unwrap();
+        rewind::engine::versions::checkout(&self.repo, target, Some("main")).unwrap();
+    }
+
     /// Returns a `rewind` command that uses the fixture's config.
     pub fn rewind(&self, args: &[&str]) -> assert_cmd::Command {
         let mut command = assert_cmd::Command::cargo_bin("rewind").unwrap();

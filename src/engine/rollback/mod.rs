@@ -6,15 +6,19 @@ mod cancel;
 mod executor;
 pub mod journal;
 mod plan;
+mod recover;
 mod report;
 #[cfg(test)]
 mod test_support;
+mod undo;
 
 use serde::{Deserialize, Serialize};
 
 pub use cancel::{Cancel, CancelHandle};
 pub use executor::{RunOptions, execute};
 pub use plan::{Plan, PlannedStep, RollbackError, VersionRef, build_plan};
+pub use recover::{RecoverError, RecoveryPlan, plan_recovery, recover};
+pub use undo::{UndoError, plan_undo};
 
 /// One step of a rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,52 @@
+//! `rewind undo SERVICE`: rolls the last successful rollback back, as a
+//! plan like any other.
+
+use crate::cli::args::UndoArgs;
+use crate::config::Config;
+use crate::engine::health;
+use crate::engine::rollback::journal::RunKind;
+use crate::engine::rollback::{RunOptions, execute, plan_undo};
+
+use super::execution;
+
+/// Plans the undo, confirms it and runs it. Exits 3 when there is nothing
+/// to undo.
+pub async fn run(config: &Config, args: &UndoArgs, read_only: bool) -> color_eyre::Result<i32> {
+    if let Some(code) = execution::refuse_read_only(config, read_only, "undo") {
+        return Ok(code);
+    }
+    let spec = match config.require(&args.service) {
+        Ok(spec) => spec,
+        Err(error) => return Ok(super::unknown_service(error)),
+    };
+    let plan = match plan_undo(spec, &config.state_dir) {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: {error}");
+            if let Some(hint) = error.hint(&spec.name) {
+                eprintln!("hint: {hint}");
+            }
+            return Ok(super::EXIT_REFUSED);
+        }
+    };
+    if !args.json {
+        print!("{}", super::plan::render(&plan));
+    }
+    if let Some(code) = execution::confirm(args.yes, "undo")? {
+        return Ok(code);
+    }
+
+    let (cancel, interrupts) = execution::cancel_on_interrupt()?;
+    let (events, printer) = execution::print_events(args.json);
+    let options = RunOptions {
+        kind: RunKind::Undo,
+        reason: args.reason.clone(),
+        cancel,
+    };
+    let client = health::client();
+    let outcome = execute(&plan, spec, &config.state_dir, &client, &events, options).await;
+    drop(events);
+    printer.await?;
+    interrupts.abort();
+    Ok(outcome.exit_code())
+}
