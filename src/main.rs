@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         eprintln!("error: cannot install error reporting: {error}");
     }
     let cli = Cli::parse();
+    let _failpoints = rewind::engine::failpoint::setup();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -212,6 +212,15 @@ mod tests {
         )
         .unwrap();
 
+        // The child's command line reads `demo` only once it has exec'd.
+        let cmdline = format!("/proc/{}/cmdline", supervisor.id());
+        for _ in 0..200 {
+            if std::fs::read(&cmdline).is_ok_and(|bytes| bytes.ends_with(b"demo\0")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+
         let result = prepare(&dir);
         let group = rustix::process::Pid::from_child(&supervisor);
         rustix::process::kill_process_group(group, rustix::process::Signal::KILL).unwrap();

@@ -4,6 +4,7 @@
 
 pub mod coord;
 pub mod event;
+pub mod failpoint;
 pub mod health;
 pub mod process;
 pub mod rollback;

@@ -215,6 +215,7 @@ pub fn checkout(dir: &Path, rev: &str, branch: Option<&str>) -> Result<Checkout,
     repository
         .checkout_tree(target.as_object(), Some(CheckoutBuilder::new().safe()))
         .map_err(git_error(dir))?;
+    crate::engine::failpoint::hit("checkout-tree-written");
 
     match attach_to {
         Some(name) => repository.set_head(&format!("refs/heads/{name}")),

@@ -4,5 +4,7 @@
 
 mod cli;
 mod common;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod e2e;
 mod render;

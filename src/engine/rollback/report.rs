@@ -10,6 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::engine::coord::Holder;
 use crate::engine::coord::audit::{self, AuditEntry};
 use crate::engine::event::EngineEvent;
+use crate::engine::failpoint;
 
 use super::journal::{self, Journal, Record, RunKind};
 use super::{Plan, RunOutcome, StepKind};
@@ -69,6 +70,7 @@ impl<'a> Reporter<'a> {
             step,
             at: journal::now(),
         });
+        failpoint::hit(&format!("step-started-{}", step_name(step)));
         self.send(EngineEvent::StepStarted {
             service: self.service.to_owned(),
             step,
@@ -78,6 +80,7 @@ impl<'a> Reporter<'a> {
     }
 
     pub fn output(&self, line: String) {
+        failpoint::hit("step-output");
         self.send(EngineEvent::StepOutput {
             service: self.service.to_owned(),
             line,
@@ -105,6 +108,7 @@ impl<'a> Reporter<'a> {
             detail: detail.clone(),
             at: journal::now(),
         });
+        failpoint::hit(&format!("step-finished-{}", step_name(step)));
         self.send(EngineEvent::StepFinished {
             service: self.service.to_owned(),
             step,
@@ -125,6 +129,7 @@ impl<'a> Reporter<'a> {
         outcome: RunOutcome,
     ) -> RunOutcome {
         tracing::info!(service = self.service, ?outcome, "run finished");
+        failpoint::hit("before-outcome");
         if let Some(journal) = self.journal.take()
             && let Err(error) = journal.finish(&outcome)
         {
@@ -172,4 +177,12 @@ fn new_run_id() -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("{nanos:x}-{}", std::process::id())
+}
+
+/// Returns the name of `step` as it appears in JSON and failpoint names.
+fn step_name(step: StepKind) -> String {
+    serde_json::to_value(step)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
