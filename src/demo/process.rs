@@ -330,6 +330,13 @@ mod tests {
     fn has_argument_reads_command_line() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id();
+        // Until the child has exec'd, its command line is the parent's.
+        for _ in 0..200 {
+            if has_argument(pid, "30") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
 
         let has_duration = has_argument(pid, "30");
         let has_subcommand = has_argument(pid, "demo-serve");
