@@ -36,7 +36,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawService {
     deploy_dir: Spanned<String>,
-    branch: Option<String>,
+    branch: Option<Spanned<String>>,
     #[serde(default)]
     depends_on: Vec<Spanned<String>>,
     health: RawHealth,
@@ -52,8 +52,7 @@ struct RawHealth {
     url: Spanned<String>,
     interval: Option<Spanned<toml::Value>>,
     timeout: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    expected_status: Vec<Spanned<i64>>,
+    expected_status: Option<Spanned<Vec<Spanned<i64>>>>,
     failure_threshold: Option<Spanned<i64>>,
     success_threshold: Option<Spanned<i64>>,
 }
@@ -105,6 +104,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     // Services in the order the file declares them.
     let mut declared: Vec<(&String, &Spanned<RawService>)> = raw.services.iter().collect();
     declared.sort_by_key(|(_, service)| service.span().start);
+
+    if declared.is_empty() {
+        return Err(checker.error(
+            0..0,
+            "no services declared".to_owned(),
+            "add a `[services.NAME]` table for each service; `rewind demo` writes an example",
+        ));
+    }
 
     let mut services = Vec::with_capacity(declared.len());
     for (name, service) in &declared {
@@ -189,11 +196,17 @@ impl Checker<'_> {
 
         let deploy_dir = base.join(service.deploy_dir.get_ref());
         self.deploy_dir(&service.deploy_dir, &deploy_dir)?;
+        if let Some(branch) = &service.branch {
+            self.branch(branch, &deploy_dir)?;
+        }
 
         Ok(ServiceSpec {
             name: name.to_owned(),
             deploy_dir,
-            branch: service.branch.clone(),
+            branch: service
+                .branch
+                .as_ref()
+                .map(|branch| branch.get_ref().clone()),
             depends_on: service
                 .depends_on
                 .iter()
@@ -231,6 +244,21 @@ impl Checker<'_> {
         Ok(())
     }
 
+    fn branch(&self, raw: &Spanned<String>, dir: &Path) -> Result<(), ConfigError> {
+        let name = raw.get_ref();
+        let exists = git2::Repository::open(dir)
+            .is_ok_and(|repo| repo.find_branch(name, git2::BranchType::Local).is_ok());
+        if exists {
+            return Ok(());
+        }
+        Err(self.error(
+            raw.span(),
+            format!("branch `{name}` not found in `{}`", dir.display()),
+            "name a local branch of the deploy directory, or remove `branch` to use the one \
+             checked out",
+        ))
+    }
+
     fn health(&self, raw: &RawHealth) -> Result<HealthSpec, ConfigError> {
         let url = reqwest::Url::parse(raw.url.get_ref()).map_err(|error| {
             self.error(
@@ -250,8 +278,24 @@ impl Checker<'_> {
             ));
         }
 
-        let mut expected_status = Vec::with_capacity(raw.expected_status.len());
-        for status in &raw.expected_status {
+        if let Some(empty) = raw
+            .expected_status
+            .as_ref()
+            .filter(|list| list.get_ref().is_empty())
+        {
+            return Err(self.error(
+                empty.span(),
+                "empty `expected_status`".to_owned(),
+                "list the passing status codes, such as [200], or remove the key to accept \
+                 any 2xx or 3xx",
+            ));
+        }
+        let statuses = raw
+            .expected_status
+            .as_ref()
+            .map_or(&[][..], |list| list.get_ref());
+        let mut expected_status = Vec::with_capacity(statuses.len());
+        for status in statuses {
             let code = *status.get_ref();
             if !(100..=599).contains(&code) {
                 return Err(self.error(
@@ -368,6 +412,13 @@ impl Checker<'_> {
         const HINT: &str =
             "write a positive duration with a unit, such as \"500ms\", \"2s\" or \"1m\"";
         let parsed = match raw.get_ref() {
+            toml::Value::String(text) if text.trim_start().starts_with('-') => {
+                return Err(self.error(
+                    raw.span(),
+                    format!("invalid duration `{text}` for `{key}`: durations cannot be negative"),
+                    HINT,
+                ));
+            }
             toml::Value::String(text) => humantime::parse_duration(text).map_err(|error| {
                 self.error(
                     raw.span(),
@@ -410,7 +461,7 @@ impl Checker<'_> {
                 self.error(
                     raw.span(),
                     format!("invalid `{key}` `{value}`: must be a whole number of at least 1"),
-                    "count consecutive probes, such as 3",
+                    "write the number of probes in a row, such as 3",
                 )
             })
     }

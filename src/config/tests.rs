@@ -348,7 +348,10 @@ fn env_name_with_equals_is_rejected() {
 /// Returns the `orders` service with a backup table holding `keys`, which
 /// start on line 9.
 fn with_backup(keys: &str) -> String {
-    format!("{}[services.orders.backup]\n{keys}\n", service("orders", ""))
+    format!(
+        "{}[services.orders.backup]\n{keys}\n",
+        service("orders", "")
+    )
 }
 
 #[test]
@@ -504,7 +507,10 @@ fn backup_missing_driver_key_is_rejected() {
     let dir = fixture();
     let cases = [
         ("driver = \"sqlite\"", "the `sqlite` driver needs `path`"),
-        ("driver = \"directory\"", "the `directory` driver needs `path`"),
+        (
+            "driver = \"directory\"",
+            "the `directory` driver needs `path`",
+        ),
         ("driver = \"postgres\"", "the `postgres` driver needs `url`"),
         ("driver = \"mysql\"", "the `mysql` driver needs `url`"),
     ];
@@ -524,7 +530,11 @@ fn backup_path_of_wrong_kind_is_rejected() {
     let dir = fixture();
     std::fs::write(dir.path().join("file.txt"), "x").unwrap();
     let cases = [
-        ("driver = \"sqlite\"\npath = \"plain\"", "plain", "is a folder"),
+        (
+            "driver = \"sqlite\"\npath = \"plain\"",
+            "plain",
+            "is a folder",
+        ),
         (
             "driver = \"directory\"\npath = \"file.txt\"",
             "file.txt",
@@ -544,7 +554,10 @@ fn backup_path_of_wrong_kind_is_rejected() {
         assert_eq!((line, column), (10, 8), "{keys}");
     }
 
-    let (_, _, message, _) = invalid(dir.path(), &with_backup("driver = \"sqlite\"\npath = \" \""));
+    let (_, _, message, _) = invalid(
+        dir.path(),
+        &with_backup("driver = \"sqlite\"\npath = \" \""),
+    );
     assert_eq!(message, "empty backup `path`");
 }
 
@@ -595,9 +608,8 @@ fn backup_bad_urls_are_rejected() {
 #[test]
 fn backup_invalid_password_env_is_rejected() {
     let dir = fixture();
-    let text = with_backup(
-        "driver = \"postgres\"\nurl = \"postgres://h/db\"\npassword_env = \"1-PASS\"",
-    );
+    let text =
+        with_backup("driver = \"postgres\"\nurl = \"postgres://h/db\"\npassword_env = \"1-PASS\"");
     let (line, column, message, _) = invalid(dir.path(), &text);
 
     assert_eq!((line, column), (11, 16));
@@ -608,11 +620,23 @@ fn backup_invalid_password_env_is_rejected() {
 fn backup_keep_and_max_age_are_checked() {
     let dir = fixture();
     let cases = [
-        ("keep = 0", "invalid `keep` `0`: must be a whole number of at least 1"),
-        ("keep = -3", "invalid `keep` `-3`: must be a whole number of at least 1"),
+        (
+            "keep = 0",
+            "invalid `keep` `0`: must be a whole number of at least 1",
+        ),
+        (
+            "keep = -3",
+            "invalid `keep` `-3`: must be a whole number of at least 1",
+        ),
         ("max_age = \"0s\"", "`max_age` must be greater than zero"),
-        ("max_age = \"soon\"", "invalid duration `soon` for `max_age`"),
-        ("timeout = 5", "invalid duration `5` for `timeout`: expected a string"),
+        (
+            "max_age = \"soon\"",
+            "invalid duration `soon` for `max_age`",
+        ),
+        (
+            "timeout = 5",
+            "invalid duration `5` for `timeout`: expected a string",
+        ),
     ];
     for (setting, expected) in cases {
         let text = with_backup(&format!("driver = \"sqlite\"\npath = \"a.db\"\n{setting}"));
@@ -622,4 +646,49 @@ fn backup_keep_and_max_age_are_checked() {
         assert_eq!(line, 11, "{setting}");
         assert_eq!(column, setting.find('=').unwrap() + 3, "{setting}");
     }
+}
+
+#[test]
+fn unknown_branch_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "branch = \"mian\"");
+    let (line, column, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (3, 10));
+    assert!(
+        message.starts_with("branch `mian` not found in"),
+        "{message}"
+    );
+}
+
+#[test]
+fn empty_expected_status_is_rejected() {
+    let dir = fixture();
+    let text = service("orders", "").replace("url = ", "expected_status = []\nurl = ");
+    let (line, _, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!(line, 5);
+    assert_eq!(message, "empty `expected_status`");
+    assert!(hint.contains("remove the key"), "{hint}");
+}
+
+#[test]
+fn file_without_services_is_rejected() {
+    let dir = fixture();
+    let (line, _, message, _) = invalid(dir.path(), "state_dir = \"state\"\n");
+
+    assert_eq!(line, 1);
+    assert_eq!(message, "no services declared");
+}
+
+#[test]
+fn negative_duration_names_the_sign() {
+    let dir = fixture();
+    let text = service("orders", "").replace("url = ", "interval = \"-1s\"\nurl = ");
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(
+        message,
+        "invalid duration `-1s` for `interval`: durations cannot be negative"
+    );
 }

@@ -278,7 +278,11 @@ fn redact_url(url: &reqwest::Url) -> String {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(key, value)| {
-                let value = if key == "password" { "***".into() } else { value };
+                let value = if key == "password" {
+                    "***".into()
+                } else {
+                    value
+                };
                 (key.into_owned(), value.into_owned())
             })
             .collect();
@@ -318,7 +322,10 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("mysql://u:p@ss@h:x/db"), "mysql://u:***@h:x/db");
         assert_eq!(redact("no url"), "no url");

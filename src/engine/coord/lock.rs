@@ -21,9 +21,7 @@ impl Holder {
     /// Returns the holder record of this process.
     pub fn current() -> Holder {
         Holder {
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw())),
+            user: current_user(),
             host: rustix::system::uname()
                 .nodename()
                 .to_string_lossy()
@@ -52,6 +50,42 @@ impl Holder {
             pid: field("pid")?.parse().ok()?,
             since: field("since")?,
         })
+    }
+}
+
+/// Returns the name of the user running this process: `$USER`, else
+/// `$LOGNAME`, else the name `/etc/passwd` gives the uid, else `uid N`.
+fn current_user() -> String {
+    if let Ok(name) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"))
+        && !name.is_empty()
+    {
+        return name;
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let from_passwd = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?.parse::<u32>().ok()?;
+                (id == uid).then(|| name.to_owned())
+            })
+        });
+    from_passwd.unwrap_or_else(|| format!("uid {uid}"))
+}
+
+impl LockError {
+    /// Returns how to go on, when there is a known way.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LockError::Held { .. } => {
+                Some("wait for that run to end; `rewind history` lists finished runs".to_owned())
+            }
+            LockError::Io { .. } => {
+                Some("check that the state folder exists and is writable".to_owned())
+            }
+        }
     }
 }
 

@@ -107,7 +107,10 @@ fn prepare(
     options: &RunOptions,
     run_id: &str,
 ) -> Result<(ServiceLock, Journal), String> {
-    let lock = ServiceLock::acquire(state_dir, &spec.name).map_err(|error| error.to_string())?;
+    let lock = ServiceLock::acquire(state_dir, &spec.name).map_err(|error| match error.hint() {
+        Some(hint) => format!("{error} ({hint})"),
+        None => error.to_string(),
+    })?;
     match journal::read(state_dir, &spec.name) {
         Ok(None) => {}
         Ok(Some(unfinished)) => {
@@ -160,7 +163,8 @@ async fn check_unchanged(plan: &Plan, spec: &ServiceSpec) -> Result<String, Stri
         Ok("working tree is clean".to_owned())
     } else {
         Err(format!(
-            "working tree `{}` has uncommitted changes: {}",
+            "working tree `{}` has uncommitted changes: {} (commit, stash or discard them, \
+             then retry)",
             spec.deploy_dir.display(),
             files.join(", ")
         ))
