@@ -1,14 +1,16 @@
 //! The dashboard's state as plain data. `update` is the only code that
 //! changes it and `view` only reads it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
 
 use tui_input::Input;
 
 use crate::config::Config;
+use crate::engine::coord::audit::AuditEntry;
 use crate::engine::health::{HISTORY_LEN, HealthState, Sample};
-use crate::engine::rollback::{Plan, RunOutcome, StepKind};
+use crate::engine::rollback::journal::RunKind;
+use crate::engine::rollback::{Plan, RecoveryPlan, RunOutcome, StepKind};
 use crate::engine::versions::{HistoryEntry, VersionInfo};
 
 /// Lines of command output the run pane keeps.
@@ -21,10 +23,17 @@ pub enum Pane {
     Versions,
     Health,
     Run,
+    History,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 4] = [Pane::Services, Pane::Versions, Pane::Health, Pane::Run];
+    pub const ALL: [Pane; 5] = [
+        Pane::Services,
+        Pane::Versions,
+        Pane::Health,
+        Pane::Run,
+        Pane::History,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -32,6 +41,7 @@ impl Pane {
             Pane::Versions => "Versions",
             Pane::Health => "Health",
             Pane::Run => "Run",
+            Pane::History => "History",
         }
     }
 
@@ -59,6 +69,10 @@ pub enum Mode {
     },
     /// The confirmation dialog shows a plan.
     Confirm(Box<Plan>),
+    /// The reason line of the confirmation dialog is being written.
+    Reason(Box<Plan>),
+    /// The confirmation dialog shows a recovery of an unfinished run.
+    ConfirmRecovery(Box<RecoveryPlan>),
     /// Quitting while a rollback runs needs confirmation.
     ConfirmQuit,
     Help,
@@ -142,11 +156,16 @@ pub struct StepView {
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub service: String,
+    /// What the run does, as its title shows it: rollback, undo, resume, abort.
+    pub kind: String,
     pub from: String,
     pub to: String,
     pub steps: Vec<StepView>,
     /// Output and progress lines, oldest first, at most [`RUN_LOG_LEN`].
     pub log: VecDeque<String>,
+    /// The newest line as received, and how many times in a row it came.
+    last_line: String,
+    repeats: usize,
     pub outcome: Option<RunOutcome>,
     pub started: Instant,
     pub finished: Option<Instant>,
@@ -156,6 +175,7 @@ impl RunView {
     pub fn new(plan: &Plan) -> RunView {
         RunView {
             service: plan.service.clone(),
+            kind: "rollback".to_owned(),
             from: plan.from.label.clone(),
             to: plan.to.label.clone(),
             steps: plan
@@ -169,6 +189,8 @@ impl RunView {
                 })
                 .collect(),
             log: VecDeque::new(),
+            last_line: String::new(),
+            repeats: 0,
             outcome: None,
             started: Instant::now(),
             finished: None,
@@ -193,11 +215,23 @@ impl RunView {
         done as f64 / total as f64
     }
 
+    /// Appends an output line. A line equal to the one before it only
+    /// counts up a `(×N)` mark, so repeated probe results do not push the
+    /// restart command's output out of sight.
     pub fn push_log(&mut self, line: String) {
+        if self.repeats > 0 && line == self.last_line {
+            self.repeats += 1;
+            if let Some(last) = self.log.back_mut() {
+                *last = format!("{line} (×{})", self.repeats);
+            }
+            return;
+        }
         if self.log.len() == RUN_LOG_LEN {
             self.log.pop_front();
         }
-        self.log.push_back(line);
+        self.log.push_back(line.clone());
+        self.last_line = line;
+        self.repeats = 1;
     }
 }
 
@@ -220,7 +254,22 @@ pub struct App {
     /// True when started with `--read-only` or `read_only = true`: keys that
     /// change a service are hidden and refused.
     pub read_only: bool,
+    /// Kind of the run the open plan dialog starts: a rollback or an undo.
+    pub pending_kind: RunKind,
+    /// Why the run is made, written in the plan dialog.
+    pub reason: Input,
+    /// Lines the run pane is scrolled up from its newest line.
+    pub run_scroll: usize,
+    /// Services with an unfinished run, and its one-line summary.
+    pub unfinished: Vec<(String, String)>,
+    /// Finished runs from the audit log, newest first.
+    pub history: Vec<AuditEntry>,
+    /// Rows the history pane is scrolled down from the newest run.
+    pub history_scroll: usize,
     pub should_quit: bool,
+    /// Index into `services` by name, so that folding an engine event costs
+    /// the same with ten services or ten thousand.
+    positions: HashMap<String, usize>,
 }
 
 impl App {
@@ -247,31 +296,93 @@ impl App {
             notice: None,
             newest_sample: None,
             read_only: config.read_only,
+            pending_kind: RunKind::Rollback,
+            reason: Input::default(),
+            run_scroll: 0,
+            unfinished: Vec::new(),
+            history: Vec::new(),
+            history_scroll: 0,
             should_quit: false,
+            positions: config
+                .services
+                .iter()
+                .enumerate()
+                .map(|(index, spec)| (spec.name.clone(), index))
+                .collect(),
         }
     }
 
     /// Returns the indices of the services that match the filter, in order.
     pub fn visible(&self) -> Vec<usize> {
+        self.visible_indices().collect()
+    }
+
+    /// Iterates over the indices of the services that match the filter, in
+    /// order. With an empty filter it skips the name checks.
+    pub fn visible_indices(&self) -> impl Iterator<Item = usize> + '_ {
         let needle = self.filter.value().to_lowercase();
         self.services
             .iter()
             .enumerate()
-            .filter(|(_, service)| {
+            .filter(move |(_, service)| {
                 needle.is_empty() || service.name.to_lowercase().contains(&needle)
             })
             .map(|(index, _)| index)
-            .collect()
     }
 
+    /// Returns the indices of at most `rows` services that match the filter,
+    /// starting at match number `offset`. Without a filter it takes no time
+    /// for the services before `offset`.
+    pub fn visible_page(&self, offset: usize, rows: usize) -> Vec<usize> {
+        if self.filter.value().is_empty() {
+            return (offset..self.services.len()).take(rows).collect();
+        }
+        self.visible_indices().skip(offset).take(rows).collect()
+    }
+
+    /// Counts the services that match the filter and returns the position of
+    /// the selected service among them, `None` when it does not match.
+    /// Without a filter this takes constant time, so a frame of ten thousand
+    /// services costs no more than one of a hundred.
+    pub fn visible_count(&self) -> (usize, Option<usize>) {
+        if self.filter.value().is_empty() {
+            let count = self.services.len();
+            return (count, (self.selected < count).then_some(self.selected));
+        }
+        let mut count = 0;
+        let mut position = None;
+        for index in self.visible_indices() {
+            if index == self.selected {
+                position = Some(count);
+            }
+            count += 1;
+        }
+        (count, position)
+    }
+
+    /// Returns the selected service, or `None` when the filter hides it.
     pub fn selected_service(&self) -> Option<&ServiceView> {
-        self.services.get(self.selected)
+        let service = self.services.get(self.selected)?;
+        let needle = self.filter.value();
+        let shown =
+            needle.is_empty() || service.name.to_lowercase().contains(&needle.to_lowercase());
+        shown.then_some(service)
     }
 
     pub fn service_mut(&mut self, name: &str) -> Option<&mut ServiceView> {
-        self.services
-            .iter_mut()
-            .find(|service| service.name == name)
+        let indexed = self
+            .positions
+            .get(name)
+            .copied()
+            .filter(|&index| self.services.get(index).is_some_and(|s| s.name == name));
+        match indexed {
+            Some(index) => self.services.get_mut(index),
+            // `services` is public, so a caller may have reordered it.
+            None => self
+                .services
+                .iter_mut()
+                .find(|service| service.name == name),
+        }
     }
 
     pub fn running(&self) -> Option<&RunView> {

@@ -1,6 +1,6 @@
 //! The key table. It maps keys to actions for each mode and pane, and the
 //! same table fills the footer and the help overlay, so what is shown is
-//! what works.
+//! what works. Keys that change a service are hidden in read-only mode.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -17,11 +17,16 @@ pub enum Action {
     PreviousPane,
     ClearSelection,
     StartRollback,
+    StartUndo,
+    CancelRun,
+    ResumeRun,
+    AbortRun,
     StartFilter,
     ToggleHelp,
     Quit,
     Confirm,
     Cancel,
+    EditReason,
 }
 
 /// One row of the key table.
@@ -30,157 +35,198 @@ pub struct Binding {
     pub label: &'static str,
     pub action: Action,
     pub description: &'static str,
-    /// Shorter description for the footer.
+    /// Shorter description for the footer; empty keeps it out of the footer.
     pub short: &'static str,
     /// Panes where the binding works; empty means all panes.
     pub panes: &'static [Pane],
+    /// True for keys that change a service, which read-only mode refuses.
+    pub changes: bool,
 }
+
+const fn bind(
+    label: &'static str,
+    action: Action,
+    description: &'static str,
+    short: &'static str,
+) -> Binding {
+    Binding {
+        label,
+        action,
+        description,
+        short,
+        panes: &[],
+        changes: false,
+    }
+}
+
+const fn change(
+    label: &'static str,
+    action: Action,
+    description: &'static str,
+    short: &'static str,
+) -> Binding {
+    Binding {
+        changes: true,
+        ..bind(label, action, description, short)
+    }
+}
+
+const fn only(binding: Binding, panes: &'static [Pane]) -> Binding {
+    Binding { panes, ..binding }
+}
+
+const LISTS: &[Pane] = &[Pane::Services, Pane::Versions, Pane::Run, Pane::History];
 
 /// Keys of the normal mode, in the order the help lists them.
 pub const NORMAL: &[Binding] = &[
-    Binding {
-        label: "↑/k",
-        action: Action::MoveUp,
-        description: "move up",
-        short: "up",
-        panes: &[],
-    },
-    Binding {
-        label: "↓/j",
-        action: Action::MoveDown,
-        description: "move down",
-        short: "down",
-        panes: &[],
-    },
-    Binding {
-        label: "g/G",
-        action: Action::MoveTop,
-        description: "first / last",
-        short: "",
-        panes: &[],
-    },
-    Binding {
-        label: "Tab",
-        action: Action::NextPane,
-        description: "next pane",
-        short: "pane",
-        panes: &[],
-    },
-    Binding {
-        label: "S-Tab",
-        action: Action::PreviousPane,
-        description: "previous pane",
-        short: "",
-        panes: &[],
-    },
-    Binding {
-        label: "r",
-        action: Action::StartRollback,
-        description: "roll back to the selected (else previous) version",
-        short: "roll back",
-        panes: &[Pane::Services, Pane::Versions],
-    },
-    Binding {
-        label: "Esc",
-        action: Action::ClearSelection,
-        description: "clear the version selection",
-        short: "clear",
-        panes: &[Pane::Versions],
-    },
-    Binding {
-        label: "/",
-        action: Action::StartFilter,
-        description: "filter services",
-        short: "filter",
-        panes: &[Pane::Services],
-    },
-    Binding {
-        label: "?",
-        action: Action::ToggleHelp,
-        description: "help",
-        short: "help",
-        panes: &[],
-    },
-    Binding {
-        label: "q",
-        action: Action::Quit,
-        description: "quit",
-        short: "quit",
-        panes: &[],
-    },
+    only(
+        bind(
+            "↑/k",
+            Action::MoveUp,
+            "move up (scroll in run and history)",
+            "up",
+        ),
+        LISTS,
+    ),
+    only(
+        bind(
+            "↓/j",
+            Action::MoveDown,
+            "move down (scroll in run and history)",
+            "down",
+        ),
+        LISTS,
+    ),
+    only(bind("g/G", Action::MoveTop, "first / last", ""), LISTS),
+    bind(
+        "Tab/S-Tab",
+        Action::NextPane,
+        "next / previous pane",
+        "pane",
+    ),
+    change(
+        "r",
+        Action::StartRollback,
+        "roll back to the selected (else previous) version",
+        "roll back",
+    ),
+    change(
+        "u",
+        Action::StartUndo,
+        "undo the last rollback of the service",
+        "undo",
+    ),
+    change(
+        "c",
+        Action::CancelRun,
+        "cancel the running rollback and revert it",
+        "cancel run",
+    ),
+    change(
+        "R",
+        Action::ResumeRun,
+        "resume the service's unfinished run",
+        "",
+    ),
+    change(
+        "A",
+        Action::AbortRun,
+        "abort the service's unfinished run",
+        "",
+    ),
+    only(
+        bind(
+            "Esc",
+            Action::ClearSelection,
+            "clear the version selection",
+            "clear",
+        ),
+        &[Pane::Versions],
+    ),
+    only(
+        bind("/", Action::StartFilter, "filter services", "filter"),
+        &[Pane::Services],
+    ),
+    bind("?", Action::ToggleHelp, "help", "help"),
+    bind(
+        "q/C-c",
+        Action::Quit,
+        "quit (asks while a rollback runs)",
+        "quit",
+    ),
 ];
 
-/// Keys of the confirmation dialogs.
+/// Keys of the plan dialog.
 pub const CONFIRM: &[Binding] = &[
-    Binding {
-        label: "y/Enter",
-        action: Action::Confirm,
-        description: "run",
-        short: "run",
-        panes: &[],
-    },
-    Binding {
-        label: "n/Esc",
-        action: Action::Cancel,
-        description: "cancel",
-        short: "cancel",
-        panes: &[],
-    },
+    bind("y/Enter", Action::Confirm, "run the plan", "run"),
+    bind("n/Esc", Action::Cancel, "cancel, nothing changes", "cancel"),
+    bind(
+        "w",
+        Action::EditReason,
+        "write why, for the audit log",
+        "reason",
+    ),
+];
+
+/// Keys while writing the reason in the plan dialog.
+pub const REASON: &[Binding] = &[
+    bind("Enter", Action::Confirm, "keep the reason", "keep"),
+    bind("Esc", Action::Cancel, "drop the reason", "drop"),
+];
+
+/// Keys of the quit question.
+pub const QUIT: &[Binding] = &[
+    bind("y/Enter", Action::Confirm, "quit", "quit"),
+    bind("n/Esc", Action::Cancel, "stay", "stay"),
 ];
 
 /// Keys while typing a filter.
 pub const FILTER: &[Binding] = &[
-    Binding {
-        label: "Enter",
-        action: Action::Confirm,
-        description: "keep filter",
-        short: "keep",
-        panes: &[],
-    },
-    Binding {
-        label: "Esc",
-        action: Action::Cancel,
-        description: "clear filter",
-        short: "clear",
-        panes: &[],
-    },
+    bind("Enter", Action::Confirm, "keep filter", "keep"),
+    bind("Esc", Action::Cancel, "clear filter", "clear"),
 ];
 
 /// Keys of the help overlay.
-pub const HELP: &[Binding] = &[Binding {
-    label: "?/Esc",
-    action: Action::Cancel,
-    description: "close help",
-    short: "close",
-    panes: &[],
-}];
+pub const HELP: &[Binding] = &[bind("?/Esc", Action::Cancel, "close help", "close")];
 
-/// Returns the bindings that work in `mode` with `pane` focused.
-pub fn bindings(mode: &Mode, pane: Pane) -> Vec<&'static Binding> {
+/// Returns the bindings that work in `mode` with `pane` focused. Read-only
+/// mode leaves out the keys that change a service.
+pub fn bindings(mode: &Mode, pane: Pane, read_only: bool) -> Vec<&'static Binding> {
     let table = match mode {
         Mode::Normal | Mode::Planning { .. } => NORMAL,
-        Mode::Confirm(_) | Mode::ConfirmQuit => CONFIRM,
+        Mode::Confirm(_) | Mode::ConfirmRecovery(_) => CONFIRM,
+        Mode::Reason(_) => REASON,
+        Mode::ConfirmQuit => QUIT,
         Mode::Filter => FILTER,
         Mode::Help => HELP,
     };
     table
         .iter()
         .filter(|binding| binding.panes.is_empty() || binding.panes.contains(&pane))
+        .filter(|binding| !(read_only && binding.changes))
         .collect()
 }
 
-/// Maps a key press to an action in `mode` with `pane` focused.
+/// Maps a key press to an action in `mode` with `pane` focused. Keys
+/// outside the pane's bindings map to nothing; the caller refuses keys
+/// that change a service in read-only mode.
 pub fn action(mode: &Mode, pane: Pane, key: KeyEvent) -> Option<Action> {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
     let action = match mode {
-        Mode::Confirm(_) | Mode::ConfirmQuit => match key.code {
+        Mode::Confirm(_) | Mode::ConfirmRecovery(_) => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Action::Confirm,
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Action::Cancel,
+            KeyCode::Char('w') if matches!(mode, Mode::Confirm(_)) => Action::EditReason,
+            _ => return None,
+        },
+        Mode::ConfirmQuit => match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Action::Confirm,
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Action::Cancel,
             _ => return None,
         },
-        Mode::Filter => match key.code {
+        Mode::Filter | Mode::Reason(_) => match key.code {
             KeyCode::Enter => Action::Confirm,
             KeyCode::Esc => Action::Cancel,
             _ => return None,
@@ -197,6 +243,10 @@ pub fn action(mode: &Mode, pane: Pane, key: KeyEvent) -> Option<Action> {
             KeyCode::Tab => Action::NextPane,
             KeyCode::BackTab => Action::PreviousPane,
             KeyCode::Char('r') => Action::StartRollback,
+            KeyCode::Char('u') => Action::StartUndo,
+            KeyCode::Char('c') => Action::CancelRun,
+            KeyCode::Char('R') => Action::ResumeRun,
+            KeyCode::Char('A') => Action::AbortRun,
             KeyCode::Char('/') => Action::StartFilter,
             KeyCode::Char('?') => Action::ToggleHelp,
             KeyCode::Char('q') => Action::Quit,
@@ -212,6 +262,14 @@ pub fn action(mode: &Mode, pane: Pane, key: KeyEvent) -> Option<Action> {
     allowed.then_some(action)
 }
 
+/// Tells whether `action` changes a service, so read-only mode refuses it.
+pub fn changes_service(action: Action) -> bool {
+    NORMAL
+        .iter()
+        .chain(CONFIRM)
+        .any(|binding| binding.action == action && binding.changes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,32 +281,26 @@ mod tests {
     #[test]
     fn vim_and_arrow_keys_move() {
         for code in [KeyCode::Up, KeyCode::Char('k')] {
-            assert_eq!(
-                action(&Mode::Normal, Pane::Services, press(code)),
-                Some(Action::MoveUp)
-            );
+            let action = action(&Mode::Normal, Pane::Services, press(code));
+            assert_eq!(action, Some(Action::MoveUp));
         }
         for code in [KeyCode::Down, KeyCode::Char('j')] {
-            assert_eq!(
-                action(&Mode::Normal, Pane::Services, press(code)),
-                Some(Action::MoveDown)
-            );
+            let action = action(&Mode::Normal, Pane::Services, press(code));
+            assert_eq!(action, Some(Action::MoveDown));
         }
     }
 
     #[test]
-    fn rollback_key_works_only_where_listed() {
+    fn rollback_key_works_in_every_pane() {
         let key = press(KeyCode::Char('r'));
 
-        assert_eq!(
-            action(&Mode::Normal, Pane::Services, key),
-            Some(Action::StartRollback)
-        );
-        assert_eq!(
-            action(&Mode::Normal, Pane::Versions, key),
-            Some(Action::StartRollback)
-        );
-        assert_eq!(action(&Mode::Normal, Pane::Run, key), None);
+        for pane in Pane::ALL {
+            assert_eq!(
+                action(&Mode::Normal, pane, key),
+                Some(Action::StartRollback),
+                "{pane:?}"
+            );
+        }
     }
 
     #[test]
@@ -291,7 +343,7 @@ mod tests {
     #[test]
     fn footer_lists_filter_only_in_services() {
         let labels = |pane| -> Vec<&str> {
-            bindings(&Mode::Normal, pane)
+            bindings(&Mode::Normal, pane, false)
                 .iter()
                 .map(|b| b.label)
                 .collect()
@@ -299,5 +351,33 @@ mod tests {
 
         assert!(labels(Pane::Services).contains(&"/"));
         assert!(!labels(Pane::Health).contains(&"/"));
+    }
+
+    #[test]
+    fn read_only_hides_changing_keys() {
+        let labels: Vec<&str> = bindings(&Mode::Normal, Pane::Services, true)
+            .iter()
+            .map(|binding| binding.label)
+            .collect();
+
+        for hidden in ["r", "u", "c", "R", "A"] {
+            assert!(
+                !labels.contains(&hidden),
+                "{hidden} shown in read-only mode"
+            );
+        }
+        assert!(labels.contains(&"q/C-c"));
+        assert!(changes_service(Action::StartRollback));
+        assert!(!changes_service(Action::MoveUp));
+    }
+
+    #[test]
+    fn quit_question_has_its_own_keys() {
+        let labels: Vec<&str> = bindings(&Mode::ConfirmQuit, Pane::Run, false)
+            .iter()
+            .map(|binding| binding.short)
+            .collect();
+
+        assert_eq!(labels, ["quit", "stay"]);
     }
 }

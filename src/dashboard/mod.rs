@@ -20,9 +20,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::{Config, ServiceSpec};
+use crate::engine::coord::audit;
 use crate::engine::event::EngineEvent;
 use crate::engine::health::{self, Monitor};
-use crate::engine::rollback;
+use crate::engine::rollback::journal::{RecoveryMode, RunKind};
+use crate::engine::rollback::{self, Cancel, CancelHandle, RunOptions, RunOutcome};
 use crate::engine::versions;
 
 use app::App;
@@ -62,6 +64,8 @@ struct Engines {
     events: mpsc::UnboundedSender<EngineEvent>,
     messages: mpsc::UnboundedSender<Msg>,
     git_slots: Arc<Semaphore>,
+    /// Cancels the run in progress; replaced when a run starts.
+    cancel: std::sync::Mutex<Option<CancelHandle>>,
 }
 
 async fn event_loop(
@@ -85,10 +89,12 @@ async fn event_loop(
         events: events_tx,
         messages: messages_tx,
         git_slots: Arc::new(Semaphore::new(VERSIONS_CONCURRENCY)),
+        cancel: std::sync::Mutex::new(None),
     };
     for spec in &config.services {
         engines.refresh_versions(spec);
     }
+    engines.start(Effect::CheckUnfinished);
 
     let mut input = EventStream::new();
     let mut frames = tokio::time::interval(FRAME);
@@ -136,6 +142,13 @@ async fn event_loop(
         }
         changed = true;
         if app.should_quit {
+            if let Some(run) = app.running() {
+                tracing::warn!(
+                    service = %run.service,
+                    "dashboard quit during a run; it stops without a revert and \
+                     `rewind recover` resumes or aborts it"
+                );
+            }
             break;
         }
     }
@@ -147,13 +160,25 @@ impl Engines {
     fn start(&self, effect: Effect) {
         match effect {
             Effect::BuildPlan { service, target } => self.build_plan(service, target),
-            Effect::StartRun(plan) => self.start_run(*plan),
+            Effect::BuildUndo(service) => self.build_undo(service),
+            Effect::BuildRecovery { service, mode } => self.build_recovery(service, mode),
+            Effect::StartRun { plan, kind, reason } => self.start_run(*plan, kind, reason),
+            Effect::StartRecovery(recovery) => self.start_recovery(*recovery),
+            Effect::CancelRun => {
+                if let Ok(slot) = self.cancel.lock()
+                    && let Some(handle) = slot.as_ref()
+                {
+                    handle.cancel();
+                }
+            }
             Effect::ProbeNow(service) => self.monitor.probe_now(&service),
             Effect::RefreshVersions(service) => {
                 if let Some(spec) = self.config.service(&service) {
                     self.refresh_versions(spec);
                 }
             }
+            Effect::CheckUnfinished => self.check_unfinished(),
+            Effect::LoadHistory => self.load_history(),
         }
     }
 
@@ -196,31 +221,123 @@ impl Engines {
         tokio::task::spawn_blocking(move || {
             let result = rollback::build_plan(&spec, &target)
                 .map(Box::new)
-                .map_err(|error| match error.hint(&spec.name) {
-                    Some(hint) => format!("{error} ({hint})"),
-                    None => error.to_string(),
-                });
+                .map_err(|error| with_hint(&error, error.hint(&spec.name)));
             let _ = messages.send(Msg::PlanBuilt { service, result });
         });
     }
 
-    fn start_run(&self, plan: rollback::Plan) {
+    fn build_undo(&self, service: String) {
+        let Some(spec) = self.config.service(&service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = rollback::plan_undo(&spec, &state_dir)
+                .map(Box::new)
+                .map_err(|error| with_hint(&error, error.hint(&spec.name)));
+            let _ = messages.send(Msg::PlanBuilt { service, result });
+        });
+    }
+
+    fn build_recovery(&self, service: String, mode: RecoveryMode) {
+        let Some(spec) = self.config.service(&service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = rollback::plan_recovery(&spec, &state_dir, mode)
+                .map(Box::new)
+                .map_err(|error| with_hint(&error, error.hint()));
+            let _ = messages.send(Msg::RecoveryBuilt { service, result });
+        });
+    }
+
+    /// Returns a fresh cancel token and keeps its handle for `c`.
+    fn new_cancel(&self) -> Cancel {
+        let (handle, cancel) = Cancel::pair();
+        if let Ok(mut slot) = self.cancel.lock() {
+            *slot = Some(handle);
+        }
+        cancel
+    }
+
+    fn start_run(&self, plan: rollback::Plan, kind: RunKind, reason: Option<String>) {
         let Some(spec) = self.config.service(&plan.service).cloned() else {
             return;
         };
         let state_dir = self.config.state_dir.clone();
         let client = self.client.clone();
         let events = self.events.clone();
+        let options = RunOptions {
+            kind,
+            reason,
+            cancel: self.new_cancel(),
+        };
         tokio::spawn(async move {
-            rollback::execute(
-                &plan,
-                &spec,
-                &state_dir,
-                &client,
-                &events,
-                Default::default(),
-            )
-            .await;
+            rollback::execute(&plan, &spec, &state_dir, &client, &events, options).await;
         });
+    }
+
+    fn start_recovery(&self, recovery: rollback::RecoveryPlan) {
+        let Some(spec) = self.config.service(&recovery.service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let client = self.client.clone();
+        let events = self.events.clone();
+        let cancel = self.new_cancel();
+        tokio::spawn(async move {
+            let result =
+                rollback::recover(&recovery, &spec, &state_dir, &client, &events, cancel).await;
+            // A recovery that could not start sends no outcome; report it here.
+            if let Err(error) = result {
+                let _ = events.send(EngineEvent::RunFinished {
+                    service: spec.name.clone(),
+                    outcome: RunOutcome::Refused {
+                        reason: with_hint(&error, error.hint()),
+                    },
+                });
+            }
+        });
+    }
+
+    fn check_unfinished(&self) {
+        let config = Arc::clone(&self.config);
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let unfinished = config
+                .services
+                .iter()
+                .filter_map(
+                    |spec| match rollback::journal::read(&config.state_dir, &spec.name) {
+                        Ok(Some(state)) => Some((spec.name.clone(), state.summary())),
+                        Ok(None) => None,
+                        Err(error) => Some((spec.name.clone(), error.to_string())),
+                    },
+                )
+                .collect();
+            let _ = messages.send(Msg::UnfinishedFound(unfinished));
+        });
+    }
+
+    fn load_history(&self) {
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || match audit::read(&state_dir, None) {
+            Ok(entries) => {
+                let _ = messages.send(Msg::HistoryLoaded(entries));
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the audit log"),
+        });
+    }
+}
+
+/// Joins an error and its hint into one line for the footer.
+fn with_hint(error: &dyn std::fmt::Display, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) => format!("{error} ({hint})"),
+        None => error.to_string(),
     }
 }

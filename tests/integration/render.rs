@@ -402,7 +402,17 @@ fn help_lists_every_key() {
     let frame = draw(&app, 80, 24);
 
     for label in [
-        "↑/k", "↓/j", "Tab", "S-Tab", "r", "/", "?", "q", "y/Enter", "n/Esc",
+        "↑/k",
+        "↓/j",
+        "Tab/S-Tab",
+        "r",
+        "u",
+        "c",
+        "/",
+        "?",
+        "q/C-c",
+        "y/Enter",
+        "n/Esc",
     ] {
         assert!(frame.contains(label), "{label} missing:\n{frame}");
     }

@@ -6,19 +6,19 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
-use crate::dashboard::app::{App, Pane};
+use crate::dashboard::app::App;
 use crate::dashboard::theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let Some(service) = app.selected_service() else {
-        frame.render_widget(super::block(Pane::Health, "Health".into(), focused), area);
+        frame.render_widget(super::block("Health".into(), focused), area);
         return;
     };
     let title = match service.availability() {
         Some(share) => format!("Health · {} · up {:.0}%", service.name, share * 100.0),
         None => format!("Health · {}", service.name),
     };
-    let block = super::block(Pane::Health, title, focused);
+    let block = super::block(title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 

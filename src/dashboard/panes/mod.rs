@@ -1,6 +1,7 @@
 //! One file per pane. Each draws from `&App` into its area and changes nothing.
 
 pub mod health;
+pub mod history;
 pub mod run;
 pub mod services;
 pub mod versions;
@@ -8,11 +9,10 @@ pub mod versions;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType};
 
-use super::app::Pane;
 use super::theme;
 
-/// Returns the bordered block of `pane` with `title`, styled by focus.
-pub fn block(pane: Pane, title: String, focused: bool) -> Block<'static> {
+/// Returns the bordered block with `title`, styled by focus.
+pub fn block(title: String, focused: bool) -> Block<'static> {
     Block::bordered()
         .border_type(if focused {
             BorderType::Thick
@@ -21,12 +21,6 @@ pub fn block(pane: Pane, title: String, focused: bool) -> Block<'static> {
         })
         .border_style(theme::pane(focused))
         .title(Line::styled(format!(" {title} "), theme::title(focused)))
-        .title_alignment(ratatui::layout::Alignment::Left)
-        .title(Line::styled(format!("{} ", pane_number(pane)), theme::muted()).right_aligned())
-}
-
-fn pane_number(pane: Pane) -> usize {
-    Pane::ALL.iter().position(|p| *p == pane).unwrap_or(0) + 1
 }
 
 /// Formats a time as `HH:MM:SS` UTC.

@@ -6,13 +6,13 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
-use crate::dashboard::app::{App, Pane};
+use crate::dashboard::app::App;
 use crate::dashboard::theme;
 use crate::engine::rollback::RunOutcome;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let Some(run) = &app.run else {
-        let block = super::block(Pane::Run, "Run".into(), focused);
+        let block = super::block("Run".into(), focused);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let hint = Paragraph::new(vec![
@@ -22,8 +22,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         frame.render_widget(hint, inner);
         return;
     };
-    let title = format!("Run · {} {} → {}", run.service, run.from, run.to);
-    let block = super::block(Pane::Run, title, focused);
+    let title = format!(
+        "Run · {} {} {} → {}",
+        run.kind, run.service, run.from, run.to
+    );
+    let block = super::block(title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
@@ -76,19 +79,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         .collect();
     frame.render_widget(Paragraph::new(steps), steps_area);
 
-    // The newest output lines that fit, oldest first.
+    // Output lines wrapped to the width; the newest that fit, unless the
+    // pane is scrolled up.
+    let width = (log_area.width as usize).max(1);
+    let wrapped: Vec<String> = run.log.iter().flat_map(|line| wrap(line, width)).collect();
     let rows = log_area.height as usize;
-    let skip = run.log.len().saturating_sub(rows);
-    let log: Vec<Line> = run
-        .log
+    let end = wrapped.len().saturating_sub(app.run_scroll);
+    let start = end.saturating_sub(rows);
+    let log: Vec<Line> = wrapped[start..end]
         .iter()
-        .skip(skip)
-        .map(|line| {
-            Line::styled(
-                super::truncate(line, log_area.width as usize),
-                theme::muted(),
-            )
-        })
+        .map(|line| Line::styled(line.clone(), theme::muted()))
         .collect();
     frame.render_widget(Paragraph::new(log), log_area);
+}
+
+/// Splits `line` into pieces of at most `width` characters.
+fn wrap(line: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars
+        .chunks(width)
+        .map(|chunk| chunk.iter().collect())
+        .collect()
 }

@@ -6,32 +6,29 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Row, Table};
 
-use crate::dashboard::app::{App, Mode, Pane};
+use crate::dashboard::app::{App, Mode};
 use crate::dashboard::theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
-    let visible = app.visible();
+    let (visible, position) = app.visible_count();
     let filter = app.filter.value();
     let title = if filter.is_empty() && app.mode != Mode::Filter {
         format!("Services ({})", app.services.len())
     } else {
-        format!(
-            "Services {}/{} /{}",
-            visible.len(),
-            app.services.len(),
-            filter
-        )
+        format!("Services {}/{} /{}", visible, app.services.len(), filter)
     };
-    let block = super::block(Pane::Services, title, focused);
+    let block = super::block(title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
     let height = inner.height.saturating_sub(1) as usize;
-    let position = visible.iter().position(|&i| i == app.selected).unwrap_or(0);
     // Keep the selected row on screen: scroll so it is the last row when needed.
-    let offset = position.saturating_sub(height.saturating_sub(1));
+    let offset = position
+        .unwrap_or(0)
+        .saturating_sub(height.saturating_sub(1));
 
-    let rows = visible.iter().skip(offset).take(height).map(|&index| {
+    let page = app.visible_page(offset, height);
+    let rows = page.iter().map(|&index| {
         let service = &app.services[index];
         let style = theme::health(service.health);
         // A probe without an HTTP response has no latency to show.
@@ -69,7 +66,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, inner);
 
-    if visible.is_empty() {
+    if visible == 0 {
         let empty = Line::styled("no service matches the filter", theme::muted());
         let line_area = Rect {
             y: inner.y + 1,

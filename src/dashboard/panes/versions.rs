@@ -7,15 +7,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::dashboard::app::{App, Pane, VersionsView};
+use crate::dashboard::app::{App, VersionsView};
 use crate::dashboard::theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let Some(service) = app.selected_service() else {
-        frame.render_widget(
-            super::block(Pane::Versions, "Versions".into(), focused),
-            area,
-        );
+        frame.render_widget(super::block("Versions".into(), focused), area);
         return;
     };
     let title = match &service.versions {
@@ -26,7 +23,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         ),
         _ => format!("Versions · {}", service.name),
     };
-    let block = super::block(Pane::Versions, title, focused);
+    let block = super::block(title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 

@@ -328,8 +328,15 @@ pub(super) async fn verify(
 ) -> Result<String, String> {
     let health = &spec.health;
     let deadline = spec.rollback.verify_timeout;
+    // Probes repeat every VERIFY_POLL, so only a changed result is shown.
+    let mut previous = String::new();
     let result = health::wait_healthy(client, health, deadline, VERIFY_POLL, |sample| {
-        report.output(describe_probe(sample));
+        let line = describe_probe(sample);
+        let key = sample.error.clone().unwrap_or_else(|| "passed".to_owned());
+        if key != previous {
+            report.output(line);
+            previous = key;
+        }
     })
     .await;
     match result {

@@ -1,0 +1,123 @@
+//! Engine events folded into the state: versions, probe samples, and the
+//! steps and output of the run in the run pane.
+
+use crate::engine::event::EngineEvent;
+use crate::engine::health::HISTORY_LEN;
+use crate::engine::rollback::{RunOutcome, StepKind};
+
+use super::Effect;
+use crate::dashboard::app::{App, Mode, RunView, StepStatus, StepView, VersionsView};
+
+pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
+    match event {
+        EngineEvent::VersionsLoaded { service, info } => {
+            if let Some(view) = app.service_mut(&service) {
+                view.versions = VersionsView::Loaded(info);
+            }
+            clamp_version_cursor(app);
+        }
+        EngineEvent::VersionsFailed { service, error } => {
+            if let Some(view) = app.service_mut(&service) {
+                view.versions = VersionsView::Failed(error);
+            }
+        }
+        EngineEvent::ProbeCompleted {
+            service,
+            sample,
+            state,
+        } => {
+            let at = sample.at;
+            if let Some(view) = app.service_mut(&service) {
+                if view.samples.len() == HISTORY_LEN {
+                    view.samples.pop_front();
+                }
+                view.samples.push_back(sample);
+                view.health = state;
+            }
+            if app.newest_sample.is_none_or(|newest| at > newest) {
+                app.newest_sample = Some(at);
+            }
+        }
+        EngineEvent::StepStarted { service, step, .. } => {
+            if let Some(run) = run_of(app, &service) {
+                match run.steps.iter_mut().find(|view| view.step == step) {
+                    Some(view) => view.status = StepStatus::Running,
+                    None => run.steps.push(StepView {
+                        step,
+                        description: format!("{} to {}", step.as_str(), run.from),
+                        status: StepStatus::Running,
+                        detail: String::new(),
+                    }),
+                }
+            }
+        }
+        EngineEvent::StepOutput { service, line } => {
+            if let Some(run) = run_of(app, &service) {
+                run.push_log(line);
+            }
+        }
+        EngineEvent::StepFinished {
+            service,
+            step,
+            ok,
+            detail,
+        } => {
+            if let Some(run) = run_of(app, &service)
+                && let Some(view) = run.steps.iter_mut().find(|view| view.step == step)
+            {
+                view.status = if ok {
+                    StepStatus::Done
+                } else {
+                    StepStatus::Failed
+                };
+                view.detail = detail;
+            }
+            if matches!(step, StepKind::Checkout | StepKind::Revert) {
+                return vec![Effect::RefreshVersions(service)];
+            }
+        }
+        EngineEvent::RunFinished { service, outcome } => {
+            if let Some(run) = run_of(app, &service) {
+                let summary = match &outcome {
+                    RunOutcome::Succeeded => {
+                        format!("done: {service} runs {} and is healthy", run.to)
+                    }
+                    RunOutcome::Reverted { reason } => {
+                        format!("failed and reverted to {}: {reason}", run.from)
+                    }
+                    RunOutcome::RevertFailed { revert_error, .. } => {
+                        format!("REVERT FAILED, check {service} by hand: {revert_error}")
+                    }
+                    RunOutcome::Refused { reason } => format!("refused, nothing changed: {reason}"),
+                };
+                run.push_log(summary);
+                run.outcome = Some(outcome);
+                run.finished = Some(std::time::Instant::now());
+            }
+            app.version_cursor = None;
+            app.run_scroll = 0;
+            // Nothing runs any more, so the quit question has no reason left.
+            if app.mode == Mode::ConfirmQuit {
+                app.mode = Mode::Normal;
+            }
+            return vec![
+                Effect::ProbeNow(service.clone()),
+                Effect::RefreshVersions(service),
+                Effect::CheckUnfinished,
+                Effect::LoadHistory,
+            ];
+        }
+    }
+    Vec::new()
+}
+
+fn run_of<'a>(app: &'a mut App, service: &str) -> Option<&'a mut RunView> {
+    app.run.as_mut().filter(|run| run.service == service)
+}
+
+fn clamp_version_cursor(app: &mut App) {
+    let len = app.selected_service().map_or(0, |s| s.history().len());
+    if let Some(cursor) = app.version_cursor {
+        app.version_cursor = (len > 0).then(|| cursor.min(len - 1));
+    }
+}

@@ -1,0 +1,112 @@
+//! `update`: the one place that changes the dashboard state. It takes a
+//! message (a key, an engine event, a finished plan) and returns the
+//! effects the event loop must start, so it never blocks and tests can
+//! drive it without a terminal.
+
+mod events;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use crossterm::event::KeyEvent;
+
+use crate::engine::coord::audit::AuditEntry;
+use crate::engine::event::EngineEvent;
+use crate::engine::rollback::journal::{RecoveryMode, RunKind};
+use crate::engine::rollback::{Plan, RecoveryPlan};
+
+use super::app::{App, Mode};
+
+/// An input to `update`.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Engine(EngineEvent),
+    /// A plan requested by [`Effect::BuildPlan`] or [`Effect::BuildUndo`]
+    /// is ready, or failed.
+    PlanBuilt {
+        service: String,
+        result: Result<Box<Plan>, String>,
+    },
+    /// A recovery requested by [`Effect::BuildRecovery`] is ready, or failed.
+    RecoveryBuilt {
+        service: String,
+        result: Result<Box<RecoveryPlan>, String>,
+    },
+    /// The services with an unfinished run, and its summary.
+    UnfinishedFound(Vec<(String, String)>),
+    /// The audit log, newest first.
+    HistoryLoaded(Vec<AuditEntry>),
+}
+
+/// Work for the event loop to start outside `update`.
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    BuildPlan {
+        service: String,
+        target: String,
+    },
+    BuildUndo(String),
+    BuildRecovery {
+        service: String,
+        mode: RecoveryMode,
+    },
+    StartRun {
+        plan: Box<Plan>,
+        kind: RunKind,
+        reason: Option<String>,
+    },
+    StartRecovery(Box<RecoveryPlan>),
+    CancelRun,
+    ProbeNow(String),
+    RefreshVersions(String),
+    /// Read the journals again for the unfinished-run banner.
+    CheckUnfinished,
+    LoadHistory,
+}
+
+/// Applies `msg` to `app` and returns the effects to start.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(key) => keys::on_key(app, key),
+        Msg::Engine(event) => events::on_engine(app, event),
+        Msg::PlanBuilt { service, result } => {
+            if planning(app, &service) {
+                match result {
+                    Ok(plan) => app.mode = Mode::Confirm(plan),
+                    Err(error) => {
+                        app.mode = Mode::Normal;
+                        app.notice = Some(error);
+                    }
+                }
+            }
+            Vec::new()
+        }
+        Msg::RecoveryBuilt { service, result } => {
+            if planning(app, &service) {
+                match result {
+                    Ok(recovery) => app.mode = Mode::ConfirmRecovery(recovery),
+                    Err(error) => {
+                        app.mode = Mode::Normal;
+                        app.notice = Some(error);
+                    }
+                }
+            }
+            Vec::new()
+        }
+        Msg::UnfinishedFound(unfinished) => {
+            app.unfinished = unfinished;
+            Vec::new()
+        }
+        Msg::HistoryLoaded(entries) => {
+            app.history = entries;
+            app.history_scroll = app.history_scroll.min(app.history.len().saturating_sub(1));
+            Vec::new()
+        }
+    }
+}
+
+/// Tells whether the dashboard waits for a plan of `service`.
+fn planning(app: &App, service: &str) -> bool {
+    matches!(&app.mode, Mode::Planning { service: waiting, .. } if waiting == service)
+}
