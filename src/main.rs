@@ -1,6 +1,7 @@
 //! Command-line entry: parses arguments, installs error reporting and runs
 //! the chosen subcommand on a tokio runtime.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,7 +9,19 @@ use clap::Parser;
 use rewind::cli::{self, args::Cli};
 
 fn main() -> ExitCode {
-    if let Err(error) = color_eyre::install() {
+    // Colours only on a terminal, and no source locations: errors reach
+    // users, who need the message and its causes.
+    let theme = if std::io::stderr().is_terminal() {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    let hooks = color_eyre::config::HookBuilder::default()
+        .theme(theme)
+        .display_location_section(false)
+        .display_env_section(false)
+        .install();
+    if let Err(error) = hooks {
         eprintln!("error: cannot install error reporting: {error}");
     }
     let cli = Cli::parse();
@@ -31,7 +44,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(report) => {
-            eprintln!("error: {report:?}");
+            eprintln!("error: {report}");
+            for cause in report.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
             ExitCode::from(1)
         }
     }

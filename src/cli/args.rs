@@ -75,7 +75,7 @@ pub struct VersionsArgs {
 pub struct PlanArgs {
     /// Service name from the configuration
     pub service: String,
-    /// Target version: commit id, tag or HEAD~N
+    /// Target version: commit id, tag, branch or HEAD~N
     #[arg(long, value_name = "REV")]
     pub to: String,
     /// Print JSON instead of text
@@ -87,7 +87,7 @@ pub struct PlanArgs {
 pub struct RollbackArgs {
     /// Service name from the configuration
     pub service: String,
-    /// Target version: commit id, tag or HEAD~N
+    /// Target version: commit id, tag, branch or HEAD~N
     #[arg(long, value_name = "REV")]
     pub to: String,
     /// Run without asking for confirmation (required when stdin is not a terminal)

@@ -114,7 +114,7 @@ fn print_event(event: &EngineEvent, json: bool) {
             } => {
                 println!("failed: {reason}");
                 println!("REVERT FAILED: {revert_error}");
-                println!("check {service} by hand: it may be on the target version");
+                println!("check {service} by hand: the message above says how far the revert got");
             }
             RunOutcome::Refused { reason } => {
                 println!("refused: {reason}");

@@ -72,10 +72,15 @@ pub async fn run(config: &Config, args: &StatusArgs) -> color_eyre::Result<i32> 
         "SERVICE", "HEALTH", "LATENCY", "VERSION", "COMMIT"
     );
     for service in &services {
-        let (label, short) = service
-            .version
-            .as_ref()
-            .map_or(("?", "?"), |v| (v.label.as_str(), v.short.as_str()));
+        // A `*` after the version marks uncommitted changes in the tree.
+        let (label, short) = service.version.as_ref().map_or(("?".to_owned(), "?"), |v| {
+            let dirty = if v.dirty.is_empty() { "" } else { "*" };
+            (format!("{}{dirty}", v.label), v.short.as_str())
+        });
+        let latency = match service.health.status {
+            Some(_) => format!("{}ms", service.health.latency_ms),
+            None => "—".to_owned(),
+        };
         let detail = service
             .health
             .error
@@ -83,10 +88,10 @@ pub async fn run(config: &Config, args: &StatusArgs) -> color_eyre::Result<i32> 
             .or_else(|| service.version_error.clone())
             .unwrap_or_default();
         println!(
-            "{:<16} {:<10} {:>6}ms  {:<12} {:<8}  {}",
+            "{:<16} {:<10} {:>8}  {:<12} {:<8}  {}",
             service.name,
             service.health.state.as_str(),
-            service.health.latency_ms,
+            latency,
             label,
             short,
             detail

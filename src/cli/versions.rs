@@ -55,14 +55,21 @@ pub fn run(config: &Config, args: &VersionsArgs) -> color_eyre::Result<i32> {
         );
     }
     if !info.history.iter().any(|entry| entry.deployed) {
-        println!("(deployed {} is not on this branch)", info.short);
+        if info.history.len() >= args.limit {
+            println!(
+                "(deployed {} is older than the {} entries shown; raise --limit)",
+                info.short, args.limit
+            );
+        } else {
+            println!("(deployed {} is not on this branch)", info.short);
+        }
     }
     Ok(super::EXIT_OK)
 }
 
-/// Formats Unix seconds as `YYYY-MM-DD HH:MM` UTC.
+/// Formats Unix seconds as `YYYY-MM-DD HH:MMZ`, in UTC.
 pub fn format_time(seconds: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
     let text = humantime::format_rfc3339_seconds(time).to_string();
-    text[..16].replace('T', " ")
+    format!("{}Z", text[..16].replace('T', " "))
 }

@@ -30,7 +30,7 @@ impl BackupSpec {
     }
 }
 
-/// Where a service's data lives, one variant per driver.
+/// Location of a service's data, one variant per driver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackupSource {
     /// An SQLite database file, copied with SQLite's online backup API.
@@ -50,7 +50,7 @@ pub enum BackupSource {
 pub struct DatabaseSpec {
     /// `postgres://USER@HOST:PORT/DATABASE` or `mysql://USER@HOST:PORT/DATABASE`.
     pub url: reqwest::Url,
-    /// Name of the environment variable that holds the password.
+    /// Name of the environment variable that contains the password.
     pub password_env: Option<String>,
 }
 

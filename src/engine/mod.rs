@@ -2,6 +2,7 @@
 //! through [`event::EngineEvent`] and are driven by plain function calls and
 //! handles.
 
+pub mod backup;
 pub mod coord;
 pub mod event;
 pub mod failpoint;

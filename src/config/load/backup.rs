@@ -1,5 +1,5 @@
 //! Parses and checks the `[services.NAME.backup]` table. Every rejection
-//! points at the offending key or value and says how to fix it.
+//! points at the offending key or value and gives the fix.
 
 use std::ops::Range;
 use std::path::Path;

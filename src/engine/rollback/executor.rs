@@ -255,8 +255,17 @@ async fn revert(plan: &Plan, spec: &ServiceSpec, report: &mut Reporter<'_>) -> R
     let result = match return_to(spec, plan).await {
         Ok(()) => restart(spec, report)
             .await
-            .map(|_| format!("back on {} and restarted", plan.from.label)),
-        Err(error) => Err(format!("cannot check out {}: {error}", plan.from.label)),
+            .map(|_| format!("back on {} and restarted", plan.from.label))
+            .map_err(|error| {
+                format!(
+                    "back on {}, but its restart failed: {error}",
+                    plan.from.label
+                )
+            }),
+        Err(error) => Err(format!(
+            "cannot check out {}, so the tree may still hold {}: {error}",
+            plan.from.label, plan.to.label
+        )),
     };
     report.finished(StepKind::Revert, result)
 }
