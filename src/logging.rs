@@ -30,7 +30,14 @@ pub fn init(state_dir: &Path) {
         .and_then(|value| EnvFilter::try_new(value).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let appender = tracing_appender::rolling::never(state_dir, FILE_NAME);
+    // A folder that cannot be written (a read-only file system) leaves
+    // logging off; the command itself reports the folder when it needs it.
+    let Ok(appender) = tracing_appender::rolling::RollingFileAppender::builder()
+        .filename_prefix(FILE_NAME)
+        .build(state_dir)
+    else {
+        return;
+    };
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)

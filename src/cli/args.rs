@@ -42,6 +42,16 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Print finished runs from the audit log, newest first
     History(HistoryArgs),
+    /// Back up a service's data now, then remove backups beyond `keep`
+    Backup(BackupArgs),
+    /// List the backups of a service, newest first
+    Backups(BackupsArgs),
+    /// Replace a service's data with one of its backups
+    Restore(RestoreArgs),
+    /// Recompute the hash of every backup and list the damaged ones
+    Verify(VerifyArgs),
+    /// Pin a backup so that retention never removes it, or unpin it
+    Pin(PinArgs),
     /// Build a demo environment and open the dashboard on it
     Demo(DemoArgs),
     /// Run one demo service process (used by the demo itself)
@@ -75,21 +85,36 @@ pub struct VersionsArgs {
 pub struct PlanArgs {
     /// Service name from the configuration
     pub service: String,
-    /// Target version: commit id, tag, branch or HEAD~N
+    /// Target version: commit id, tag, branch or HEAD~N (not with --strategy data)
     #[arg(long, value_name = "REV")]
-    pub to: String,
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+/// How a rollback treats the service's data.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// What to put back: code, data or code+data [default: the service's `strategy`]
+    #[arg(long, value_name = "STRATEGY", value_parser = ["code", "data", "code+data"])]
+    pub strategy: Option<String>,
+    /// Backup to restore [default: the newest taken while the target was deployed]
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// Service name from the configuration
     pub service: String,
-    /// Target version: commit id, tag, branch or HEAD~N
+    /// Target version: commit id, tag, branch or HEAD~N (not with --strategy data)
     #[arg(long, value_name = "REV")]
-    pub to: String,
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Run without asking for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -148,6 +173,53 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Print the new backup as JSON instead of progress lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Backup id, as `rewind backups SERVICE` lists it
+    pub backup_id: String,
+    /// Run without asking for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Service name from the configuration [default: every service with a
+    /// backup table]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Service name from the configuration
+    pub service: String,
+    /// Backup id, as `rewind backups SERVICE` lists it
+    pub backup_id: String,
+    /// Remove the pin instead, so retention may remove the backup again
+    #[arg(long)]
+    pub unpin: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Folder to build the demo in; it is rebuilt when it holds an earlier demo
     #[arg(long, default_value = "demo", value_name = "DIR")]
@@ -169,6 +241,10 @@ pub struct DemoServeArgs {
     /// Exit when the process with this id is gone (the demo supervisor)
     #[arg(long)]
     pub watch_pid: Option<u32>,
+    /// The service's data: an SQLite file or a folder, as its release
+    /// declares
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,4 +255,7 @@ pub struct DemoRestartArgs {
     /// Pid file of the running service process
     #[arg(long)]
     pub pidfile: PathBuf,
+    /// The service's data, passed on to the new service process
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }

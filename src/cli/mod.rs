@@ -3,14 +3,20 @@
 //! the dashboard uses and prints their events as lines or JSON.
 
 pub mod args;
+mod backup;
+mod backups;
+mod catalog;
 mod check;
 mod execution;
 mod history;
+mod pin;
 mod plan;
 mod recover;
+mod restore;
 mod rollback;
 mod status;
 mod undo;
+mod verify;
 mod versions;
 
 use std::path::Path;
@@ -47,7 +53,13 @@ pub async fn run(cli: Cli) -> color_eyre::Result<i32> {
             // so read-only commands leave the state folder as it was.
             if matches!(
                 command,
-                Command::Rollback(_) | Command::Undo(_) | Command::Recover(_) | Command::Dashboard
+                Command::Rollback(_)
+                    | Command::Undo(_)
+                    | Command::Recover(_)
+                    | Command::Dashboard
+                    | Command::Backup(_)
+                    | Command::Restore(_)
+                    | Command::Pin(_)
             ) {
                 crate::logging::init(&config.state_dir);
             }
@@ -64,6 +76,11 @@ pub async fn run(cli: Cli) -> color_eyre::Result<i32> {
                 Command::Undo(args) => undo::run(&config, &args, read_only).await,
                 Command::Recover(args) => recover::run(&config, &args, read_only).await,
                 Command::History(args) => history::run(&config, &args),
+                Command::Backup(args) => backup::run(&config, &args, read_only).await,
+                Command::Backups(args) => backups::run(&config, &args),
+                Command::Restore(args) => restore::run(&config, &args, read_only).await,
+                Command::Verify(args) => verify::run(&config, &args).await,
+                Command::Pin(args) => pin::run(&config, &args, read_only).await,
                 Command::Dashboard => crate::dashboard::run(config, read_only)
                     .await
                     .map(|()| EXIT_OK),

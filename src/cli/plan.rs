@@ -1,9 +1,11 @@
 //! `rewind plan SERVICE --to REV`: prints what a rollback would do.
 
+use crate::cli::args::DataArgs;
 use crate::cli::args::PlanArgs;
 use crate::cli::versions::format_time;
 use crate::config::Config;
-use crate::engine::rollback::{Plan, RollbackError, build_plan};
+use crate::config::Strategy;
+use crate::engine::rollback::{Plan, PlanRequest, RollbackError, plan_rollback};
 
 /// Prints the plan as text or JSON. Exits 3 when no plan can be built.
 pub fn run(config: &Config, args: &PlanArgs) -> color_eyre::Result<i32> {
@@ -11,7 +13,7 @@ pub fn run(config: &Config, args: &PlanArgs) -> color_eyre::Result<i32> {
         Ok(spec) => spec,
         Err(error) => return Ok(super::unknown_service(error)),
     };
-    let plan = match build_plan(spec, &args.to) {
+    let plan = match plan_rollback(spec, &config.state_dir, &request(&args.to, &args.data)) {
         Ok(plan) => plan,
         Err(error) => return Ok(refused(&spec.name, &error)),
     };
@@ -21,6 +23,15 @@ pub fn run(config: &Config, args: &PlanArgs) -> color_eyre::Result<i32> {
         print!("{}", render(&plan));
     }
     Ok(super::EXIT_OK)
+}
+
+/// Turns the command-line options into a plan request.
+pub fn request(to: &Option<String>, data: &DataArgs) -> PlanRequest {
+    PlanRequest {
+        target: to.clone(),
+        strategy: data.strategy.as_deref().and_then(Strategy::parse),
+        backup: data.backup.clone(),
+    }
 }
 
 /// Prints why no plan could be built and returns exit code 3.
@@ -59,6 +70,12 @@ pub fn render(plan: &Plan) -> String {
     };
     list("commits undone", &plan.undone);
     list("commits applied", &plan.applied);
+    if let Some(backup) = &plan.restore {
+        text.push_str(&format!(
+            "data: restores backup {} taken at {} ({}); data written after it is discarded\n",
+            backup.id, backup.created_at, backup.label
+        ));
+    }
     if !plan.dirty.is_empty() {
         text.push_str(&format!(
             "warning: uncommitted changes will stop the run before any change: {}\n",

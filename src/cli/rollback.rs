@@ -5,7 +5,7 @@ use crate::cli::args::RollbackArgs;
 use crate::config::Config;
 use crate::engine::health;
 use crate::engine::rollback::journal::RunKind;
-use crate::engine::rollback::{RunOptions, build_plan, execute};
+use crate::engine::rollback::{RunOptions, execute, plan_rollback};
 
 use super::execution;
 
@@ -19,7 +19,8 @@ pub async fn run(config: &Config, args: &RollbackArgs, read_only: bool) -> color
         Ok(spec) => spec,
         Err(error) => return Ok(super::unknown_service(error)),
     };
-    let plan = match build_plan(spec, &args.to) {
+    let request = super::plan::request(&args.to, &args.data);
+    let plan = match plan_rollback(spec, &config.state_dir, &request) {
         Ok(plan) => plan,
         Err(error) => return Ok(super::plan::refused(&spec.name, &error)),
     };

@@ -214,7 +214,7 @@ impl Checker<'_> {
                 .collect(),
             health: self.health(&service.health)?,
             restart: self.restart(&service.restart)?,
-            rollback: self.rollback(&service.rollback)?,
+            rollback: self.rollback(&service.rollback, service.backup.is_some(), name)?,
             backup: match &service.backup {
                 Some(raw) => Some(self.backup(raw, base)?),
                 None => None,
@@ -359,20 +359,35 @@ impl Checker<'_> {
         })
     }
 
-    fn rollback(&self, raw: &RawRollback) -> Result<RollbackPolicy, ConfigError> {
+    fn rollback(
+        &self,
+        raw: &RawRollback,
+        has_backup: bool,
+        service: &str,
+    ) -> Result<RollbackPolicy, ConfigError> {
         let strategy = match &raw.strategy {
             None => Strategy::Code,
-            Some(value) => match value.get_ref().as_str() {
-                "code" => Strategy::Code,
-                other => {
+            Some(value) => {
+                let Some(strategy) = Strategy::parse(value.get_ref()) else {
                     return Err(self.error(
                         value.span(),
-                        format!("unsupported rollback strategy `{other}`"),
-                        "use \"code\": data strategies need backups, which this version \
-                         does not support yet",
+                        format!("unknown rollback strategy `{}`", value.get_ref()),
+                        "use \"code\", \"data\" or \"code+data\"",
+                    ));
+                };
+                if strategy.restores_data() && !has_backup {
+                    return Err(self.error(
+                        value.span(),
+                        format!(
+                            "strategy `{}` of `{service}` restores data, but the service has \
+                             no backup table",
+                            strategy.as_str()
+                        ),
+                        &format!("add a `[services.{service}.backup]` table, or use \"code\""),
                     ));
                 }
-            },
+                strategy
+            }
         };
         Ok(RollbackPolicy {
             strategy,

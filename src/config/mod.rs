@@ -114,17 +114,44 @@ pub struct RollbackPolicy {
 
 /// Kind of rollback: the parts of a service it puts back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Check out an earlier commit and restart.
+    #[serde(rename = "code")]
     Code,
+    /// Restore a backup of the data and restart; the code stays.
+    #[serde(rename = "data")]
+    Data,
+    /// Check out an earlier commit and restore a backup taken while it
+    /// was deployed.
+    #[serde(rename = "code+data")]
+    CodeData,
 }
 
 impl Strategy {
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Code => "code",
+            Strategy::Data => "data",
+            Strategy::CodeData => "code+data",
         }
+    }
+
+    /// Parses the name used in `services.toml` and on the command line.
+    pub fn parse(name: &str) -> Option<Strategy> {
+        match name {
+            "code" => Some(Strategy::Code),
+            "data" => Some(Strategy::Data),
+            "code+data" => Some(Strategy::CodeData),
+            _ => None,
+        }
+    }
+
+    pub fn changes_code(self) -> bool {
+        matches!(self, Strategy::Code | Strategy::CodeData)
+    }
+
+    pub fn restores_data(self) -> bool {
+        matches!(self, Strategy::Data | Strategy::CodeData)
     }
 }
 

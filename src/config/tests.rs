@@ -251,16 +251,32 @@ fn empty_restart_command_is_rejected() {
 }
 
 #[test]
-fn unsupported_strategy_is_rejected() {
+fn data_strategy_needs_backup_table() {
     let dir = fixture();
     let text = format!(
-        "{}[services.orders.rollback]\nstrategy = \"data\"\n",
+        "{}[services.orders.rollback]\nstrategy = \"code+data\"\n",
         service("orders", "")
     );
-    let (line, _, message, _) = invalid(dir.path(), &text);
+    let (line, column, message, hint) = invalid(dir.path(), &text);
 
-    assert_eq!(line, 9);
-    assert_eq!(message, "unsupported rollback strategy `data`");
+    assert_eq!((line, column), (9, 12));
+    assert_eq!(
+        message,
+        "strategy `code+data` of `orders` restores data, but the service has no backup table"
+    );
+    assert!(hint.contains("[services.orders.backup]"), "{hint}");
+}
+
+#[test]
+fn unknown_strategy_is_rejected() {
+    let dir = fixture();
+    let text = format!(
+        "{}[services.orders.rollback]\nstrategy = \"yolo\"\n",
+        service("orders", "")
+    );
+    let (_, _, message, _) = invalid(dir.path(), &text);
+
+    assert_eq!(message, "unknown rollback strategy `yolo`");
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! changes it and `view` only reads it.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tui_input::Input;
 
-use crate::config::Config;
+use crate::config::{Config, Strategy};
+use crate::engine::backup::Manifest;
 use crate::engine::coord::audit::AuditEntry;
 use crate::engine::health::{HISTORY_LEN, HealthState, Sample};
 use crate::engine::rollback::journal::RunKind;
@@ -21,15 +22,17 @@ pub const RUN_LOG_LEN: usize = 500;
 pub enum Pane {
     Services,
     Versions,
+    Backups,
     Health,
     Run,
     History,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 6] = [
         Pane::Services,
         Pane::Versions,
+        Pane::Backups,
         Pane::Health,
         Pane::Run,
         Pane::History,
@@ -39,6 +42,7 @@ impl Pane {
         match self {
             Pane::Services => "Services",
             Pane::Versions => "Versions",
+            Pane::Backups => "Backups",
             Pane::Health => "Health",
             Pane::Run => "Run",
             Pane::History => "History",
@@ -95,9 +99,53 @@ pub struct ServiceView {
     /// Newest last, at most [`HISTORY_LEN`].
     pub samples: VecDeque<Sample>,
     pub versions: VersionsView,
+    pub backups: BackupsView,
+    /// The strategy `r` plans with.
+    pub strategy: Strategy,
+    /// Age of the newest backup past which the services table warns.
+    pub backup_max_age: Option<Duration>,
+}
+
+/// Backups of one service as loaded so far.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupsView {
+    /// The service has no backup table.
+    NotConfigured,
+    Loading,
+    /// Newest first.
+    Loaded(Vec<Manifest>),
+    Failed(String),
 }
 
 impl ServiceView {
+    /// Returns the number of loaded backups.
+    pub fn backups_len(&self) -> usize {
+        match &self.backups {
+            BackupsView::Loaded(list) => list.len(),
+            _ => 0,
+        }
+    }
+
+    /// Returns the newest backup, when the backups are loaded and there is one.
+    pub fn newest_backup(&self) -> Option<&Manifest> {
+        match &self.backups {
+            BackupsView::Loaded(list) => list.first(),
+            _ => None,
+        }
+    }
+
+    /// Tells whether the newest backup is older than `backup_max_age`, or
+    /// missing although backups are configured.
+    pub fn backup_overdue(&self, now: SystemTime) -> bool {
+        let Some(limit) = self.backup_max_age else {
+            return false;
+        };
+        match &self.backups {
+            BackupsView::Loaded(list) => list.first().is_none_or(|newest| newest.age(now) > limit),
+            _ => false,
+        }
+    }
+
     pub fn last_sample(&self) -> Option<&Sample> {
         self.samples.back()
     }
@@ -197,6 +245,28 @@ impl RunView {
         }
     }
 
+    /// Returns the run view of a backup taken from the dashboard.
+    pub fn backup(service: &str) -> RunView {
+        RunView {
+            service: service.to_owned(),
+            kind: "backup".to_owned(),
+            from: String::new(),
+            to: String::new(),
+            steps: vec![StepView {
+                step: StepKind::SafetyBackup,
+                description: format!("back up the data of `{service}`"),
+                status: StepStatus::Pending,
+                detail: String::new(),
+            }],
+            log: VecDeque::new(),
+            last_line: String::new(),
+            repeats: 0,
+            outcome: None,
+            started: Instant::now(),
+            finished: None,
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.outcome.is_none()
     }
@@ -266,6 +336,10 @@ pub struct App {
     pub history: Vec<AuditEntry>,
     /// Rows the history pane is scrolled down from the newest run.
     pub history_scroll: usize,
+    /// Index into the selected service's backups, when one is picked.
+    pub backup_cursor: Option<usize>,
+    /// Backup ids whose hash was checked this session, and the result.
+    pub verified: HashMap<String, bool>,
     pub should_quit: bool,
     /// Index into `services` by name, so that folding an engine event costs
     /// the same with ten services or ten thousand.
@@ -285,6 +359,13 @@ impl App {
                     health: HealthState::Unknown,
                     samples: VecDeque::with_capacity(HISTORY_LEN),
                     versions: VersionsView::Loading,
+                    backups: if spec.backup.is_some() {
+                        BackupsView::Loading
+                    } else {
+                        BackupsView::NotConfigured
+                    },
+                    strategy: spec.rollback.strategy,
+                    backup_max_age: spec.backup.as_ref().and_then(|backup| backup.max_age),
                 })
                 .collect(),
             selected: 0,
@@ -302,6 +383,8 @@ impl App {
             unfinished: Vec::new(),
             history: Vec::new(),
             history_scroll: 0,
+            backup_cursor: None,
+            verified: HashMap::new(),
             should_quit: false,
             positions: config
                 .services

@@ -21,6 +21,8 @@ pub enum Action {
     CancelRun,
     ResumeRun,
     AbortRun,
+    TakeBackup,
+    VerifyBackups,
     StartFilter,
     ToggleHelp,
     Quit,
@@ -75,7 +77,13 @@ const fn only(binding: Binding, panes: &'static [Pane]) -> Binding {
     Binding { panes, ..binding }
 }
 
-const LISTS: &[Pane] = &[Pane::Services, Pane::Versions, Pane::Run, Pane::History];
+const LISTS: &[Pane] = &[
+    Pane::Services,
+    Pane::Versions,
+    Pane::Backups,
+    Pane::Run,
+    Pane::History,
+];
 
 /// Keys of the normal mode, in the order the help lists them.
 pub const NORMAL: &[Binding] = &[
@@ -114,7 +122,7 @@ pub const NORMAL: &[Binding] = &[
         "u",
         Action::StartUndo,
         "undo the last rollback of the service",
-        "undo",
+        "",
     ),
     change(
         "c",
@@ -134,14 +142,29 @@ pub const NORMAL: &[Binding] = &[
         "abort the service's unfinished run",
         "",
     ),
+    change(
+        "b",
+        Action::TakeBackup,
+        "take a backup of the service's data",
+        "backup",
+    ),
+    only(
+        bind(
+            "v",
+            Action::VerifyBackups,
+            "check the hashes of the service's backups",
+            "verify",
+        ),
+        &[Pane::Backups],
+    ),
     only(
         bind(
             "Esc",
             Action::ClearSelection,
-            "clear the version selection",
+            "clear the version or backup selection",
             "clear",
         ),
-        &[Pane::Versions],
+        &[Pane::Versions, Pane::Backups],
     ),
     only(
         bind("/", Action::StartFilter, "filter services", "filter"),
@@ -247,6 +270,8 @@ pub fn action(mode: &Mode, pane: Pane, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('c') => Action::CancelRun,
             KeyCode::Char('R') => Action::ResumeRun,
             KeyCode::Char('A') => Action::AbortRun,
+            KeyCode::Char('b') => Action::TakeBackup,
+            KeyCode::Char('v') => Action::VerifyBackups,
             KeyCode::Char('/') => Action::StartFilter,
             KeyCode::Char('?') => Action::ToggleHelp,
             KeyCode::Char('q') => Action::Quit,
@@ -360,7 +385,7 @@ mod tests {
             .map(|binding| binding.label)
             .collect();
 
-        for hidden in ["r", "u", "c", "R", "A"] {
+        for hidden in ["r", "u", "c", "R", "A", "b"] {
             assert!(
                 !labels.contains(&hidden),
                 "{hidden} shown in read-only mode"

@@ -4,6 +4,7 @@
 //! on a channel, so nothing here blocks the event loop.
 
 pub mod app;
+mod engines;
 pub mod keymap;
 pub mod panes;
 pub mod theme;
@@ -19,15 +20,11 @@ use ratatui::DefaultTerminal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::config::{Config, ServiceSpec};
-use crate::engine::coord::audit;
-use crate::engine::event::EngineEvent;
+use crate::config::Config;
 use crate::engine::health::{self, Monitor};
-use crate::engine::rollback::journal::{RecoveryMode, RunKind};
-use crate::engine::rollback::{self, Cancel, CancelHandle, RunOptions, RunOutcome};
-use crate::engine::versions;
 
 use app::App;
+use engines::Engines;
 use update::{Effect, Msg, update};
 
 /// Shortest time between two frames: at most 30 frames a second.
@@ -56,18 +53,6 @@ pub async fn run(config: Config, read_only: bool) -> color_eyre::Result<()> {
     result
 }
 
-/// Everything the loop needs to start effects.
-struct Engines {
-    config: Arc<Config>,
-    client: reqwest::Client,
-    monitor: Monitor,
-    events: mpsc::UnboundedSender<EngineEvent>,
-    messages: mpsc::UnboundedSender<Msg>,
-    git_slots: Arc<Semaphore>,
-    /// Cancels the run in progress; replaced when a run starts.
-    cancel: std::sync::Mutex<Option<CancelHandle>>,
-}
-
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     config: Config,
@@ -93,6 +78,7 @@ async fn event_loop(
     };
     for spec in &config.services {
         engines.refresh_versions(spec);
+        engines.load_backups(spec.name.clone());
     }
     engines.start(Effect::CheckUnfinished);
 
@@ -130,6 +116,7 @@ async fn event_loop(
             _ = refresh.tick() => {
                 for spec in &config.services {
                     engines.refresh_versions(spec);
+                    engines.load_backups(spec.name.clone());
                 }
                 continue;
             }
@@ -154,190 +141,4 @@ async fn event_loop(
     }
     tracing::info!("dashboard stopped");
     Ok(())
-}
-
-impl Engines {
-    fn start(&self, effect: Effect) {
-        match effect {
-            Effect::BuildPlan { service, target } => self.build_plan(service, target),
-            Effect::BuildUndo(service) => self.build_undo(service),
-            Effect::BuildRecovery { service, mode } => self.build_recovery(service, mode),
-            Effect::StartRun { plan, kind, reason } => self.start_run(*plan, kind, reason),
-            Effect::StartRecovery(recovery) => self.start_recovery(*recovery),
-            Effect::CancelRun => {
-                if let Ok(slot) = self.cancel.lock()
-                    && let Some(handle) = slot.as_ref()
-                {
-                    handle.cancel();
-                }
-            }
-            Effect::ProbeNow(service) => self.monitor.probe_now(&service),
-            Effect::RefreshVersions(service) => {
-                if let Some(spec) = self.config.service(&service) {
-                    self.refresh_versions(spec);
-                }
-            }
-            Effect::CheckUnfinished => self.check_unfinished(),
-            Effect::LoadHistory => self.load_history(),
-        }
-    }
-
-    fn refresh_versions(&self, spec: &ServiceSpec) {
-        let spec = spec.clone();
-        let events = self.events.clone();
-        let slots = Arc::clone(&self.git_slots);
-        tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return;
-            };
-            let name = spec.name.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                versions::read(&spec.deploy_dir, spec.branch.as_deref(), HISTORY_LIMIT)
-            })
-            .await;
-            let event = match read {
-                Ok(Ok(info)) => EngineEvent::VersionsLoaded {
-                    service: name,
-                    info,
-                },
-                Ok(Err(error)) => EngineEvent::VersionsFailed {
-                    service: name,
-                    error: error.to_string(),
-                },
-                Err(join_error) => EngineEvent::VersionsFailed {
-                    service: name,
-                    error: format!("reading versions panicked: {join_error}"),
-                },
-            };
-            let _ = events.send(event);
-        });
-    }
-
-    fn build_plan(&self, service: String, target: String) {
-        let Some(spec) = self.config.service(&service).cloned() else {
-            return;
-        };
-        let messages = self.messages.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = rollback::build_plan(&spec, &target)
-                .map(Box::new)
-                .map_err(|error| with_hint(&error, error.hint(&spec.name)));
-            let _ = messages.send(Msg::PlanBuilt { service, result });
-        });
-    }
-
-    fn build_undo(&self, service: String) {
-        let Some(spec) = self.config.service(&service).cloned() else {
-            return;
-        };
-        let state_dir = self.config.state_dir.clone();
-        let messages = self.messages.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = rollback::plan_undo(&spec, &state_dir)
-                .map(Box::new)
-                .map_err(|error| with_hint(&error, error.hint(&spec.name)));
-            let _ = messages.send(Msg::PlanBuilt { service, result });
-        });
-    }
-
-    fn build_recovery(&self, service: String, mode: RecoveryMode) {
-        let Some(spec) = self.config.service(&service).cloned() else {
-            return;
-        };
-        let state_dir = self.config.state_dir.clone();
-        let messages = self.messages.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = rollback::plan_recovery(&spec, &state_dir, mode)
-                .map(Box::new)
-                .map_err(|error| with_hint(&error, error.hint()));
-            let _ = messages.send(Msg::RecoveryBuilt { service, result });
-        });
-    }
-
-    /// Returns a fresh cancel token and keeps its handle for `c`.
-    fn new_cancel(&self) -> Cancel {
-        let (handle, cancel) = Cancel::pair();
-        if let Ok(mut slot) = self.cancel.lock() {
-            *slot = Some(handle);
-        }
-        cancel
-    }
-
-    fn start_run(&self, plan: rollback::Plan, kind: RunKind, reason: Option<String>) {
-        let Some(spec) = self.config.service(&plan.service).cloned() else {
-            return;
-        };
-        let state_dir = self.config.state_dir.clone();
-        let client = self.client.clone();
-        let events = self.events.clone();
-        let options = RunOptions {
-            kind,
-            reason,
-            cancel: self.new_cancel(),
-        };
-        tokio::spawn(async move {
-            rollback::execute(&plan, &spec, &state_dir, &client, &events, options).await;
-        });
-    }
-
-    fn start_recovery(&self, recovery: rollback::RecoveryPlan) {
-        let Some(spec) = self.config.service(&recovery.service).cloned() else {
-            return;
-        };
-        let state_dir = self.config.state_dir.clone();
-        let client = self.client.clone();
-        let events = self.events.clone();
-        let cancel = self.new_cancel();
-        tokio::spawn(async move {
-            let result =
-                rollback::recover(&recovery, &spec, &state_dir, &client, &events, cancel).await;
-            // A recovery that could not start sends no outcome; report it here.
-            if let Err(error) = result {
-                let _ = events.send(EngineEvent::RunFinished {
-                    service: spec.name.clone(),
-                    outcome: RunOutcome::Refused {
-                        reason: with_hint(&error, error.hint()),
-                    },
-                });
-            }
-        });
-    }
-
-    fn check_unfinished(&self) {
-        let config = Arc::clone(&self.config);
-        let messages = self.messages.clone();
-        tokio::task::spawn_blocking(move || {
-            let unfinished = config
-                .services
-                .iter()
-                .filter_map(
-                    |spec| match rollback::journal::read(&config.state_dir, &spec.name) {
-                        Ok(Some(state)) => Some((spec.name.clone(), state.summary())),
-                        Ok(None) => None,
-                        Err(error) => Some((spec.name.clone(), error.to_string())),
-                    },
-                )
-                .collect();
-            let _ = messages.send(Msg::UnfinishedFound(unfinished));
-        });
-    }
-
-    fn load_history(&self) {
-        let state_dir = self.config.state_dir.clone();
-        let messages = self.messages.clone();
-        tokio::task::spawn_blocking(move || match audit::read(&state_dir, None) {
-            Ok(entries) => {
-                let _ = messages.send(Msg::HistoryLoaded(entries));
-            }
-            Err(error) => tracing::warn!(%error, "cannot read the audit log"),
-        });
-    }
-}
-
-/// Joins an error and its hint into one line for the footer.
-fn with_hint(error: &dyn std::fmt::Display, hint: Option<String>) -> String {
-    match hint {
-        Some(hint) => format!("{error} ({hint})"),
-        None => error.to_string(),
-    }
 }

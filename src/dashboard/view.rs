@@ -80,7 +80,12 @@ fn render_panes(frame: &mut Frame, body: Rect, app: &App) {
         (services, versions, health, run)
     };
     panes::services::render(frame, services, app, app.focus == Pane::Services);
-    panes::versions::render(frame, versions, app, app.focus == Pane::Versions);
+    // Versions and backups share an area; the backups show while they have focus.
+    if app.focus == Pane::Backups {
+        panes::backups::render(frame, versions, app, true);
+    } else {
+        panes::versions::render(frame, versions, app, app.focus == Pane::Versions);
+    }
     panes::health::render(frame, health, app, app.focus == Pane::Health);
     // Run and history share an area; the history shows while it has focus.
     if app.focus == Pane::History {
@@ -181,8 +186,10 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     for binding in keymap::bindings(&app.mode, app.focus, app.read_only) {
-        // Bindings without a footer text are listed only in the help.
-        if binding.short.is_empty() {
+        // Bindings without a footer text are listed only in the help, and
+        // cancel shows only while there is a run to cancel.
+        let idle_cancel = binding.action == keymap::Action::CancelRun && app.running().is_none();
+        if binding.short.is_empty() || idle_cancel {
             continue;
         }
         spans.push(Span::styled(format!(" {}", binding.label), theme::key()));
@@ -375,8 +382,18 @@ fn render_help(frame: &mut Frame, read_only: bool) {
         }
     };
     section("dashboard", keymap::NORMAL);
-    section("plan dialog", keymap::CONFIRM);
-    section("filter", keymap::FILTER);
+    let inline = |title: &str, table: &[keymap::Binding]| {
+        let keys: Vec<String> = table
+            .iter()
+            .map(|binding| format!("{} {}", binding.label, binding.short))
+            .collect();
+        Line::from(vec![
+            Span::styled(format!("{title}: "), theme::muted()),
+            Span::raw(keys.join(" · ")),
+        ])
+    };
+    lines.push(inline("plan dialog", keymap::CONFIRM));
+    lines.push(inline("filter", keymap::FILTER));
     if read_only {
         lines.push(Line::styled(
             "read-only mode: keys that change a service are off",

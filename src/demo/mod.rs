@@ -1,17 +1,21 @@
 //! The demo environment: git repositories with a release history, one real
-//! HTTP service process per repository serving the checked-out release, and
-//! a configuration written from the top-level `services.toml`.
+//! HTTP service process per repository serving the checked-out release,
+//! and a configuration written from the top-level `services.toml`. Three
+//! services keep data, in SQLite databases or a folder, with one backup
+//! per release.
 //!
 //! This file runs the steps of `rewind demo`. The demo supervisor is the
 //! `rewind demo` process: it starts the services, records its own pid in
 //! `run/supervisor.pid`, and stops the services when it exits. Each service
 //! also exits by itself when the supervisor is gone.
 
+mod data;
 mod folder;
 mod history;
 mod process;
 mod repos;
 mod restart;
+mod seed;
 mod service;
 mod supervisor;
 mod template;
@@ -55,6 +59,9 @@ pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     let executable = std::env::current_exe().wrap_err("failed to find the rewind executable")?;
     let config_path = write_config(&dir, &executable)?;
     tracing::info!(config = %config_path.display(), "wrote the demo configuration");
+    let config = crate::config::load(&config_path)?;
+    let backups = seed::build_all(&config).await?;
+    tracing::info!(backups, "built the demo data");
 
     let supervisor_pid = std::process::id();
     process::write_pid_file(&run_dir.join(process::SUPERVISOR_PID_FILE), supervisor_pid)?;

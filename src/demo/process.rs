@@ -162,6 +162,8 @@ pub struct ServeCommand {
     pub watch_pid: Option<u32>,
     /// The service's deploy_dir, whose `release.toml` it serves.
     pub working_dir: PathBuf,
+    /// The service's data file or folder, passed as `--data`.
+    pub data: Option<PathBuf>,
 }
 
 impl ServeCommand {
@@ -204,6 +206,9 @@ impl ServeCommand {
             .arg(&self.pid_file);
         if let Some(pid) = self.watch_pid {
             command.arg("--watch-pid").arg(pid.to_string());
+        }
+        if let Some(data) = &self.data {
+            command.arg("--data").arg(data);
         }
         command
             .current_dir(&self.working_dir)
@@ -355,6 +360,7 @@ mod tests {
             pid_file: PathBuf::from("/tmp/run/orders.pid"),
             watch_pid: None,
             working_dir: PathBuf::from("/tmp"),
+            data: None,
         };
 
         assert_eq!(command.log_file(), PathBuf::from("/tmp/run/orders.log"));

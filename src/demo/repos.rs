@@ -70,7 +70,7 @@ fn write_release_files(path: &Path, history: &ServiceHistory, position: usize) -
 
     let release_text = format!(
         "# Read by `rewind demo-serve` when it starts.\n{}",
-        toml::to_string(&release.release())?
+        toml::to_string(&release.release(history))?
     );
     std::fs::write(path.join(RELEASE_FILE), release_text)?;
     std::fs::write(path.join(HANDLER_FILE), release.handler)?;

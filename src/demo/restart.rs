@@ -45,6 +45,7 @@ pub fn restart(args: DemoRestartArgs) -> Result<()> {
         port: args.port,
         pid_file: pid_file.clone(),
         watch_pid: supervisor,
+        data: args.data.as_ref().map(|data| working_dir.join(data)),
         working_dir,
     };
     let child = command

@@ -1,6 +1,7 @@
 //! The demo's HTTP service, `rewind demo-serve`: it serves the release
 //! checked out in its working folder until a signal or the end of the demo
-//! supervisor stops it.
+//! supervisor stops it. A release with a `[data]` table migrates the
+//! service's data when it starts and reads it on every health check.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use color_eyre::eyre::{Result, WrapErr, bail};
 use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::data::{self, DataSpec};
 use super::process;
 use crate::cli::args::DemoServeArgs;
 
@@ -39,6 +41,10 @@ pub struct Release {
     pub startup_ms: u64,
     /// Text in the `GET /health` response body.
     pub message: String,
+    /// The data this release reads and writes; `None` for a service
+    /// without data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSpec>,
 }
 
 impl Release {
@@ -69,29 +75,57 @@ impl Release {
     }
 }
 
+/// State of the request handlers: the release and, when it keeps data,
+/// where the data is.
+pub struct Service {
+    pub release: Release,
+    /// The data path from `--data`, used when the release has a `[data]`
+    /// table.
+    pub data: Option<PathBuf>,
+}
+
 /// Builds the service's routes: `GET /` returns the version as text, and
-/// `GET /health` waits `latency_ms`, then returns `health_status` with a
-/// JSON body.
-pub fn router(release: Arc<Release>) -> Router {
+/// `GET /health` waits `latency_ms`, reads the data, then returns
+/// `health_status` with a JSON body, or 500 when the data cannot be read.
+pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/", get(version))
         .route("/health", get(health))
-        .with_state(release)
+        .with_state(service)
 }
 
-async fn version(State(release): State<Arc<Release>>) -> String {
-    format!("{}\n", release.version)
+async fn version(State(service): State<Arc<Service>>) -> String {
+    format!("{}\n", service.release.version)
 }
 
-async fn health(State(release): State<Arc<Release>>) -> impl IntoResponse {
+async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    let release = &service.release;
     tokio::time::sleep(Duration::from_millis(release.latency_ms)).await;
 
-    let status =
-        StatusCode::from_u16(release.health_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut status_code = release.health_status;
+    let mut message = release.message.clone();
+    let mut schema = None;
+    if let (Some(spec), Some(path)) = (&release.data, &service.data) {
+        let spec = spec.clone();
+        let path = path.clone();
+        let checked = tokio::task::spawn_blocking(move || data::check(&spec, &path))
+            .await
+            .unwrap_or_else(|error| Err(format!("data check panicked: {error}")));
+        match checked {
+            Ok(version) => schema = Some(version),
+            Err(error) => {
+                status_code = 500;
+                message = error;
+            }
+        }
+    }
+
+    let status = StatusCode::from_u16(status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::json!({
         "version": release.version,
-        "status": release.health_status,
-        "message": release.message,
+        "status": status_code,
+        "message": message,
+        "schema": schema,
     });
     (
         status,
@@ -112,7 +146,25 @@ pub async fn serve(args: DemoServeArgs) -> Result<()> {
         .try_init();
 
     let working_dir = std::env::current_dir().wrap_err("failed to read the working folder")?;
-    let release = Arc::new(Release::read(&working_dir)?);
+    let release = Release::read(&working_dir)?;
+    let data = match (&release.data, args.data) {
+        (Some(spec), Some(path)) => {
+            let schema = data::prepare(spec, &path)?;
+            tracing::info!(path = %path.display(), schema, "data ready");
+            Some(path)
+        }
+        (Some(_), None) => bail!(
+            "release {} keeps data: pass `--data PATH` with its database file or folder",
+            release.version
+        ),
+        (None, Some(path)) => {
+            tracing::warn!(path = %path.display(), "release keeps no data; ignoring `--data`");
+            None
+        }
+        (None, None) => None,
+    };
+    let service = Arc::new(Service { release, data });
+    let release = &service.release;
     let pid = std::process::id();
 
     // The pid file is written before the startup delay, so that a restart
@@ -150,7 +202,7 @@ pub async fn serve(args: DemoServeArgs) -> Result<()> {
         })?;
     tracing::info!(pid, port = args.port, "demo service listening");
 
-    axum::serve(listener, router(release))
+    axum::serve(listener, router(service.clone()))
         .with_graceful_shutdown(stop)
         .await
         .wrap_err_with(|| format!("demo service on port {} failed", args.port))?;
@@ -213,15 +265,16 @@ mod tests {
     use super::*;
     use crate::demo::repos;
 
-    /// Serves `folder`'s release on a free port and returns the status of
-    /// `GET path`.
-    async fn status_of(folder: &Path, path: &str) -> u16 {
-        let release = Arc::new(Release::read(folder).unwrap());
+    /// Serves `folder`'s release, with `data` as its data, on a free port
+    /// and returns the status and body of `GET path`.
+    async fn get(folder: &Path, data: Option<PathBuf>, path: &str) -> (u16, String) {
+        let release = Release::read(folder).unwrap();
+        let service = Arc::new(Service { release, data });
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .unwrap();
         let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, router(release)).await });
+        let server = tokio::spawn(async move { axum::serve(listener, router(service)).await });
 
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let response = client
@@ -229,8 +282,14 @@ mod tests {
             .send()
             .await
             .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
         server.abort();
-        response.status().as_u16()
+        (status, body)
+    }
+
+    async fn status_of(folder: &Path, path: &str) -> u16 {
+        get(folder, None, path).await.0
     }
 
     fn check_out(repository_dir: &Path, tag: &str) {
@@ -275,26 +334,50 @@ mod tests {
     async fn root_returns_version() {
         let root = tempfile::tempdir().unwrap();
         repos::build_all(root.path(), 1_800_000_000).unwrap();
-        let inventory = root.path().join("inventory");
-        let release = Arc::new(Release::read(&inventory).unwrap());
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, router(release)).await });
 
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let body = client
-            .get(format!("http://{address}/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        server.abort();
+        let (_, body) = get(&root.path().join("inventory"), None, "/").await;
 
         assert_eq!(body, "v1.2.0\n");
+    }
+
+    #[tokio::test]
+    async fn health_reads_data_of_release() {
+        let root = tempfile::tempdir().unwrap();
+        repos::build_all(root.path(), 1_800_000_000).unwrap();
+        let orders = root.path().join("orders");
+        let database = root.path().join("data/orders.db");
+        let release = Release::read(&orders).unwrap();
+        data::prepare(release.data.as_ref().unwrap(), &database).unwrap();
+
+        let (status, body) = get(&orders, Some(database), "/health").await;
+
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"schema\":4"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn health_fails_on_newer_orders_schema() {
+        let root = tempfile::tempdir().unwrap();
+        repos::build_all(root.path(), 1_800_000_000).unwrap();
+        let orders = root.path().join("orders");
+        let database = root.path().join("data/orders.db");
+        let newest = Release::read(&orders).unwrap();
+        data::prepare(newest.data.as_ref().unwrap(), &database).unwrap();
+        check_out(&orders, "v1.2.1");
+        let older = Release::read(&orders).unwrap();
+        let found = data::prepare(older.data.as_ref().unwrap(), &database).unwrap();
+
+        let (status, body) = get(&orders, Some(database), "/health").await;
+
+        assert_eq!(found, 4, "the older release leaves the newer schema");
+        assert_eq!(status, 500, "{body}");
+        assert!(
+            body.contains(
+                "database schema 4 is not readable by this release, which reads schema 3"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("no such column: charge_id"), "{body}");
     }
 
     #[test]

@@ -49,9 +49,9 @@ pub fn choose_ports<'a>(
 }
 
 /// Reads the services to start from the rendered configuration `text`: the
-/// working folder is each service's `deploy_dir`, and the port and pid file
-/// come from its `demo-restart` command, so the first start matches a
-/// restart.
+/// working folder is each service's `deploy_dir`, and the port, the pid
+/// file and the data path come from its `demo-restart` command, so the
+/// first start matches a restart.
 pub fn launches(text: &str, executable: &Path, supervisor_pid: u32) -> Result<Vec<Launch>> {
     let table: Table = toml::from_str(text).wrap_err("invalid demo configuration")?;
     let services = table
@@ -88,6 +88,7 @@ pub fn launches(text: &str, executable: &Path, supervisor_pid: u32) -> Result<Ve
                 pid_file: PathBuf::from(pid_file),
                 watch_pid: Some(supervisor_pid),
                 working_dir: PathBuf::from(deploy_dir),
+                data: option_value(&arguments, "--data").map(PathBuf::from),
             },
         });
     }
@@ -284,7 +285,7 @@ mod tests {
             [services.orders]
             deploy_dir = "/srv/demo/repos/orders"
             [services.orders.restart]
-            command = ["/bin/rewind", "demo-restart", "--port", "40002", "--pidfile", "/srv/demo/run/orders.pid"]
+            command = ["/bin/rewind", "demo-restart", "--port", "40002", "--pidfile", "/srv/demo/run/orders.pid", "--data", "/srv/demo/data/orders.db"]
         "#;
 
         let launches = launches(text, Path::new("/bin/rewind"), 77).unwrap();
@@ -296,6 +297,10 @@ mod tests {
         assert_eq!(command.pid_file, Path::new("/srv/demo/run/orders.pid"));
         assert_eq!(command.working_dir, Path::new("/srv/demo/repos/orders"));
         assert_eq!(command.watch_pid, Some(77));
+        assert_eq!(
+            command.data.as_deref(),
+            Some(Path::new("/srv/demo/data/orders.db"))
+        );
     }
 
     #[test]

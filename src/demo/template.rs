@@ -360,6 +360,10 @@ mod tests {
             Some("/tmp/rewind demo/repos/orders")
         );
         assert_eq!(
+            orders["backup"]["path"].as_str(),
+            Some("/tmp/rewind demo/data/orders.db")
+        );
+        assert_eq!(
             orders["health"]["url"].as_str(),
             Some("http://127.0.0.1:40002/health")
         );
@@ -373,6 +377,8 @@ mod tests {
                     "40002",
                     "--pidfile",
                     "/tmp/rewind demo/run/orders.pid",
+                    "--data",
+                    "/tmp/rewind demo/data/orders.db",
                 ]
                 .into_iter()
                 .map(|item| Value::String(item.to_owned()))

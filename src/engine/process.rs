@@ -143,18 +143,73 @@ pub async fn run_with_env(
     }
 }
 
+/// Longest output line passed on; the rest of a longer line is dropped
+/// and replaced by a mark, so a runaway line cannot flood the run pane.
+const MAX_LINE: usize = 4096;
+
+/// Reads `stream` line by line and sends each line, with invalid UTF-8
+/// replaced and overlong lines cut, until the stream ends.
 fn forward_lines(
     stream: impl AsyncRead + Unpin + Send + 'static,
     tx: mpsc::UnboundedSender<String>,
 ) {
     tokio::spawn(async move {
-        let mut reader = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            if tx.send(line).is_err() {
+        let mut reader = BufReader::new(stream);
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            let (cut, ended) = match read_line_capped(&mut reader, &mut buffer).await {
+                Ok(result) => result,
+                Err(_) => break,
+            };
+            if buffer.is_empty() && ended {
+                break;
+            }
+            let mut line = String::from_utf8_lossy(&buffer).into_owned();
+            if cut {
+                line.push_str(" … (line cut at 4096 bytes)");
+            }
+            if tx.send(line).is_err() || ended {
                 break;
             }
         }
     });
+}
+
+/// Reads one line into `buffer`, keeping at most [`MAX_LINE`] bytes of it.
+/// Returns whether the line was cut and whether the stream ended.
+async fn read_line_capped(
+    reader: &mut (impl AsyncBufReadExt + Unpin),
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<(bool, bool)> {
+    let mut cut = false;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok((cut, true));
+        }
+        let (take, found) = match chunk.iter().position(|&byte| byte == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (chunk.len(), false),
+        };
+        let content = if found {
+            &chunk[..take - 1]
+        } else {
+            &chunk[..take]
+        };
+        let room = MAX_LINE.saturating_sub(buffer.len());
+        if content.len() > room {
+            cut = true;
+        }
+        buffer.extend_from_slice(&content[..content.len().min(room)]);
+        reader.consume(take);
+        if found {
+            if buffer.last() == Some(&b'\r') {
+                buffer.pop();
+            }
+            return Ok((cut, false));
+        }
+    }
 }
 
 fn kill_group(group: Option<u32>) {
@@ -203,6 +258,40 @@ mod tests {
         .unwrap();
 
         assert_eq!(lines, ["value=42"]);
+    }
+
+    #[tokio::test]
+    async fn binary_output_is_replaced_not_dropped() {
+        let script = argv(&["sh", "-c", "printf 'ok\\377\\376bytes\\nnext\\n'"]);
+        let mut lines = Vec::new();
+        run(&script, Path::new("/"), Duration::from_secs(5), |line| {
+            lines.push(line)
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(lines, ["ok\u{fffd}\u{fffd}bytes", "next"]);
+    }
+
+    #[tokio::test]
+    async fn huge_line_is_cut() {
+        // 10 MB on one line, then a short line that must still arrive.
+        let script = argv(&[
+            "sh",
+            "-c",
+            "head -c 10000000 /dev/zero | tr '\\0' x; echo; echo after",
+        ]);
+        let mut lines = Vec::new();
+        run(&script, Path::new("/"), Duration::from_secs(20), |line| {
+            lines.push(line)
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), 4096 + " … (line cut at 4096 bytes)".len());
+        assert!(lines[0].starts_with("xxxx"));
+        assert_eq!(lines[1], "after");
     }
 
     #[tokio::test]

@@ -2,14 +2,12 @@
 //! nearest tag, branch or detached state, dirty files and the first-parent
 //! history of the deploy branch; checks out a target version.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
-use git2::{
-    BranchType, Commit, DescribeOptions, ErrorClass, ErrorCode, ObjectType, Oid, Repository,
-    StatusOptions,
-};
+use git2::{BranchType, Commit, ErrorCode, ObjectType, Oid, Repository, StatusOptions, StatusShow};
 use serde::{Deserialize, Serialize};
 
 /// What a deploy directory has checked out, and the versions it can go to.
@@ -124,7 +122,7 @@ pub fn read(dir: &Path, branch: Option<&str>, limit: usize) -> Result<VersionInf
     Ok(VersionInfo {
         commit: head.id().to_string(),
         short: short_id(&head, dir)?,
-        describe: describe(&head, dir)?,
+        describe: describe(&repository, dir, &head, &tags)?,
         branch: current_branch,
         history_branch,
         dirty: statuses(&repository, dir)?,
@@ -510,17 +508,127 @@ fn short_id(commit: &Commit, dir: &Path) -> Result<String, VersionsError> {
     Ok(String::from_utf8_lossy(&buffer).into_owned())
 }
 
-/// Describes `commit` like `git describe --tags`, `None` when no tag reaches it.
-fn describe(commit: &Commit, dir: &Path) -> Result<Option<String>, VersionsError> {
-    let mut options = DescribeOptions::new();
-    options.describe_tags();
-    match commit.as_object().describe(&options) {
-        Ok(description) => description.format(None).map(Some).map_err(git_error(dir)),
-        // libgit2 1.9 (describe.c) raises describe-class errors both when the
-        // repository has no tags and when no tag reaches the commit.
-        Err(error) if error.class() == ErrorClass::Describe => Ok(None),
-        Err(error) => Err(git_error(dir)(error)),
+/// Tags `git describe` weighs before it settles on the nearest one.
+const DESCRIBE_CANDIDATES: usize = 10;
+
+/// A tagged commit found by [`describe`], with the number of walked commits
+/// that it does not reach.
+struct Candidate {
+    commit: Oid,
+    depth: usize,
+    flag: u32,
+}
+
+/// Describes `head` like `git describe --tags`: its tag when it has one,
+/// else `TAG-N-gSHORT` for the nearest tagged ancestor, `None` when no tag
+/// reaches it. `tags` maps tagged commits to their tag names.
+///
+/// This is git's algorithm (builtin/describe.c in git 2.47): walk from HEAD
+/// newest commit first, take up to ten tagged commits as candidates, count
+/// for each the walked commits it does not reach, and pick the lowest count,
+/// the first found on a tie. The walk stops as soon as every queued commit
+/// is reached by the best candidate, because no later commit can change the
+/// choice or the count. libgit2 1.9's describe gives the same names but walks
+/// the whole history, which took 10 ms for 1,000 commits.
+fn describe(
+    repository: &Repository,
+    dir: &Path,
+    head: &Commit,
+    tags: &HashMap<Oid, Vec<String>>,
+) -> Result<Option<String>, VersionsError> {
+    const SEEN: u32 = 1;
+    if let Some(names) = tags.get(&head.id()) {
+        return Ok(Some(describe_name(repository, names)));
     }
+    if tags.is_empty() {
+        return Ok(None);
+    }
+
+    // Newest commit time first; among equal times, the commit queued first.
+    let mut queue: BinaryHeap<(i64, Reverse<usize>, Oid)> = BinaryHeap::new();
+    let mut flags: HashMap<Oid, u32> = HashMap::from([(head.id(), SEEN)]);
+    let mut queued = 0;
+    queue.push((head.time().seconds(), Reverse(queued), head.id()));
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut seen = 0;
+
+    while let Some((_, _, id)) = queue.pop() {
+        let mut commit_flags = flags.get(&id).copied().unwrap_or(SEEN);
+        seen += 1;
+        if tags.contains_key(&id) && candidates.len() < DESCRIBE_CANDIDATES {
+            let flag = 1 << (candidates.len() + 1);
+            candidates.push(Candidate {
+                commit: id,
+                depth: seen - 1,
+                flag,
+            });
+            commit_flags |= flag;
+            flags.insert(id, commit_flags);
+        }
+        for candidate in &mut candidates {
+            if commit_flags & candidate.flag == 0 {
+                candidate.depth += 1;
+            }
+        }
+
+        let commit = repository.find_commit(id).map_err(git_error(dir))?;
+        for parent in commit.parents() {
+            let parent_flags = flags.entry(parent.id()).or_insert(0);
+            if *parent_flags & SEEN == 0 {
+                queued += 1;
+                queue.push((parent.time().seconds(), Reverse(queued), parent.id()));
+            }
+            *parent_flags |= commit_flags;
+        }
+
+        // The lowest depth wins and the first found breaks a tie, which
+        // `min_by_key` keeps because it returns the first minimum.
+        let best = candidates.iter().min_by_key(|candidate| candidate.depth);
+        if let Some(best) = best {
+            let settled = queue
+                .iter()
+                .all(|(_, _, queued_id)| flags.get(queued_id).is_some_and(|f| f & best.flag != 0));
+            if settled {
+                break;
+            }
+        }
+    }
+
+    let Some(best) = candidates.iter().min_by_key(|candidate| candidate.depth) else {
+        return Ok(None);
+    };
+    let name = describe_name(repository, &tags[&best.commit]);
+    Ok(Some(format!(
+        "{name}-{}-g{}",
+        best.depth,
+        short_id(head, dir)?
+    )))
+}
+
+/// Picks the tag `git describe` names for a commit with `names` (sorted):
+/// annotated tags before lightweight ones, the newest tagger date among
+/// annotated tags, else the first name.
+fn describe_name(repository: &Repository, names: &[String]) -> String {
+    let rank = |name: &String| {
+        let tag = repository
+            .find_reference(&format!("refs/tags/{name}"))
+            .ok()
+            .and_then(|reference| reference.peel_to_tag().ok());
+        match tag {
+            Some(tag) => (1, tag.tagger().map_or(i64::MIN, |who| who.when().seconds())),
+            None => (0, i64::MIN),
+        }
+    };
+    let mut best = &names[0];
+    let mut best_rank = rank(best);
+    for name in &names[1..] {
+        let name_rank = rank(name);
+        if name_rank > best_rank {
+            best = name;
+            best_rank = name_rank;
+        }
+    }
+    best.clone()
 }
 
 /// Returns the first parent, `None` for a root commit or a shallow boundary.
@@ -573,6 +681,28 @@ fn history_entry(
     })
 }
 
+/// Tells whether the index holds exactly HEAD's tree, from the tree cache
+/// that git stores in the index. Returns `false` when the cache does not
+/// cover the whole index, as after `git add`, and writes nothing.
+fn index_matches_head(repository: &Repository) -> bool {
+    let Ok(head_tree) = repository.head().and_then(|head| head.peel_to_tree()) else {
+        return false;
+    };
+    let Ok(mut index) = repository.index() else {
+        return false;
+    };
+    // An object database without backends rejects every write. Writing the
+    // index's tree into it returns the cached root tree id when the cache is
+    // complete (libgit2 1.9, tree.c) and fails when a tree would be written.
+    let scratch = git2::Odb::new().and_then(Repository::from_odb);
+    let Ok(scratch) = scratch else {
+        return false;
+    };
+    index
+        .write_tree_to(&scratch)
+        .is_ok_and(|tree| tree == head_tree.id())
+}
+
 /// Lists changed, staged and untracked paths with one status scan. A staged
 /// rename lists only its new path.
 fn statuses(repository: &Repository, dir: &Path) -> Result<Vec<String>, VersionsError> {
@@ -582,6 +712,12 @@ fn statuses(repository: &Repository, dir: &Path) -> Result<Vec<String>, Versions
         .recurse_untracked_dirs(true)
         .include_ignored(false)
         .renames_head_to_index(true);
+    // Comparing HEAD's tree with the index reads every tree of HEAD and took
+    // half of the status time for 2,000 files; it finds nothing to report
+    // when the index holds HEAD's tree unchanged.
+    if index_matches_head(repository) {
+        options.show(StatusShow::Workdir);
+    }
     let statuses = repository
         .statuses(Some(&mut options))
         .map_err(git_error(dir))?;
@@ -1164,6 +1300,22 @@ mod tests {
         let files = dirty_files(fixture.path()).unwrap();
 
         assert_eq!(files, ["alpha.txt", "app.txt", "feature.txt", "zeta.txt"]);
+    }
+
+    #[test]
+    fn index_matches_head_until_staged() {
+        let fixture = fixture();
+        let clean = index_matches_head(&fixture.repository);
+        fixture.write_file("alpha.txt", "staged\n");
+        let mut index = fixture.repository.index().unwrap();
+        index.add_path(Path::new("alpha.txt")).unwrap();
+        index.write().unwrap();
+
+        let staged = index_matches_head(&fixture.repository);
+
+        assert!(clean, "a freshly committed index matches HEAD");
+        assert!(!staged, "a staged file does not match HEAD");
+        assert_eq!(dirty_files(fixture.path()).unwrap(), ["alpha.txt"]);
     }
 
     #[test]

@@ -253,3 +253,9 @@ fn current_status(repo: &Path) -> (StatusCode, String) {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     (code, format!("status {status}"))
 }
+
+/// Returns a `[services.web.backup]` table for [`Fixture::new`]'s `extra`:
+/// `driver`, `path` relative to the fixture folder, then `keys` as written.
+pub fn backup_table(driver: &str, path: &str, keys: &str) -> String {
+    format!("[services.web.backup]\ndriver = \"{driver}\"\npath = \"{path}\"\n{keys}")
+}

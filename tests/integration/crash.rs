@@ -151,3 +151,89 @@ fn interrupted_recovery_recovers_again() {
     recover_and_check(&fixture, "--abort", "recovery killed at revert");
     assert_eq!(fixture.head(), fixture.commits[2]);
 }
+
+/// Failpoints of a `code+data` run, which takes a safety backup and
+/// restores data.
+const DATA_PATH: &[&str] = &[
+    "step-started-safety_backup",
+    "step-finished-safety_backup",
+    "step-finished-checkout",
+    "step-started-restore_data",
+    "step-finished-restore_data",
+    "step-finished-restart",
+];
+
+fn write_value(database: &std::path::Path, value: &str) {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS t (value TEXT); DELETE FROM t;")
+        .unwrap();
+    connection
+        .execute("INSERT INTO t VALUES (?1)", [value])
+        .unwrap();
+}
+
+fn read_value(database: &std::path::Path) -> String {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    connection
+        .query_row("SELECT value FROM t", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A fixture whose service rolls back with `code+data`, holding a backup
+/// taken at v1.1.0 and live data written at v1.2.0.
+fn data_fixture() -> (Fixture, std::path::PathBuf, usize) {
+    let extra = format!(
+        "strategy = \"code+data\"\n{}",
+        crate::common::backup_table("sqlite", "data.db", "")
+    );
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], &extra);
+    let database = fixture.dir.path().join("data.db");
+    write_value(&database, "v1.1.0 data");
+    let config = rewind::config::load(&fixture.config).unwrap();
+    let spec = config.require("web").unwrap();
+    let catalog = rewind::engine::backup::Catalog::open(&fixture.state, "web").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(catalog.create(
+            spec.backup.as_ref().unwrap(),
+            Some(&fixture.commits[1]),
+            |_| {},
+        ))
+        .unwrap();
+    write_value(&database, "v1.2.0 data");
+    let backups = catalog.list().unwrap().len();
+    (fixture, database, backups)
+}
+
+#[test]
+fn kill_during_data_run_then_recover() {
+    for mode in ["--resume", "--abort"] {
+        for failpoint in DATA_PATH {
+            let (fixture, database, before) = data_fixture();
+            let output = fixture
+                .rewind(&["rollback", "web", "--to", "v1.1.0", "--yes"])
+                .env("FAILPOINTS", format!("{failpoint}=return(kill)"))
+                .output()
+                .unwrap();
+            assert_eq!(output.status.signal(), Some(9), "{failpoint}: not killed");
+
+            recover_and_check(&fixture, mode, failpoint);
+
+            // The data matches the version the service ended on.
+            let expected = if fixture.head() == fixture.commits[1] {
+                "v1.1.0 data"
+            } else {
+                "v1.2.0 data"
+            };
+            assert_eq!(read_value(&database), expected, "{failpoint} {mode}");
+            // No backup was lost: the safety backup is added, none removed.
+            let catalog = rewind::engine::backup::Catalog::open(&fixture.state, "web").unwrap();
+            let after = catalog.list().unwrap().len();
+            assert!(
+                after >= before,
+                "{failpoint} {mode}: {before} backups before, {after} after"
+            );
+        }
+    }
+}

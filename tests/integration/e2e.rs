@@ -109,8 +109,9 @@ fn dashboard_rolls_back_broken_service() {
     let screen = Screen { parser };
 
     // The newest payments release fails its health check.
+    // At 80 columns the table shows the state as a symbol: ▲ is unhealthy.
     screen.wait_for("payments unhealthy", |text| {
-        row_of(text, "payments").contains("unhealthy")
+        row_of(text, "payments").contains("▲ payments")
     });
     let repo = demo.join("repos/payments");
     assert_eq!(head_commit(&repo), tag_commit(&repo, "v2.3.0"));
@@ -125,10 +126,12 @@ fn dashboard_rolls_back_broken_service() {
     press("y");
 
     let done = screen.wait_for("the run to finish", |text| {
-        text.contains("done: payments runs v2.2.0") && row_of(text, "payments").contains("healthy")
+        text.contains("done: payments runs v2.2.0")
+            && row_of(text, "payments").contains("● payments")
     });
     assert!(row_of(&done, "payments").contains("● payments"), "{done}");
-    assert!(!row_of(&done, "payments").contains("unhealthy"), "{done}");
+    assert!(done.contains("Health · payments"), "{done}");
+    assert!(done.contains("● healthy"), "{done}");
     assert!(done.contains("✔ checkout"), "{done}");
     assert_eq!(head_commit(&repo), tag_commit(&repo, "v2.2.0"));
 

@@ -161,14 +161,21 @@ fn first_frame_shows_every_service_unknown() {
     let app = App::new(&config());
     let frame = draw(&app, 80, 24);
 
+    // At 80 columns the symbol `?` stands for unknown; 160 columns add the word.
     for name in NAMES {
         let row = frame
             .lines()
-            .find(|line| line.contains(&format!("? {name}")))
-            .unwrap();
-        assert!(row.contains("unknown"), "{row}");
+            .find(|line| line.contains(&format!("? {name}")));
+        assert!(row.is_some(), "{name} is not shown as unknown:\n{frame}");
     }
+    assert!(frame.contains("? 4"), "{frame}");
     assert!(frame.contains("no sample yet"), "{frame}");
+    let wide = draw(&app, 160, 48);
+    let row = wide
+        .lines()
+        .find(|line| line.contains("? payments"))
+        .unwrap();
+    assert!(row.contains("unknown"), "{row}");
     insta::assert_snapshot!("first_frame_80x24", frame);
 }
 
@@ -210,7 +217,8 @@ fn confirm_dialog_shows_plan() {
         effects,
         [rewind::dashboard::update::Effect::BuildPlan {
             service: "payments".into(),
-            target: target.clone()
+            target: target.clone(),
+            backup: None,
         }]
     );
 
@@ -268,6 +276,7 @@ fn plan_for_payments(target: &str) -> rewind::engine::rollback::Plan {
                 "wait for 1 passing probe of http://127.0.0.1:18083/health within 15s",
             ),
         ],
+        restore: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! One file per pane. Each draws from `&App` into its area and changes nothing.
 
+pub mod backups;
 pub mod health;
 pub mod history;
 pub mod run;

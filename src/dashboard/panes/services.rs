@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Row, Table};
 
-use crate::dashboard::app::{App, Mode};
+use crate::dashboard::app::{App, BackupsView, Mode, ServiceView};
 use crate::dashboard::theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
@@ -28,6 +28,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         .saturating_sub(height.saturating_sub(1));
 
     let page = app.visible_page(offset, height);
+    let now = std::time::SystemTime::now();
     let rows = page.iter().map(|&index| {
         let service = &app.services[index];
         let style = theme::health(service.health);
@@ -48,6 +49,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
             Line::styled(service.health.as_str(), style),
             Line::from(latency).right_aligned(),
             Line::from(service.version_label()),
+            backup_cell(service, now),
         ]);
         if index == app.selected {
             row.style(theme::selected())
@@ -56,13 +58,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         }
     });
 
+    // Narrow panes leave out the health word: the symbol and colour remain.
+    let wide = inner.width >= 50;
+    let health_width = if wide { 9 } else { 0 };
     let widths = [
-        Constraint::Fill(2),
-        Constraint::Length(9),
+        Constraint::Min(10),
+        Constraint::Length(health_width),
         Constraint::Length(6),
         Constraint::Fill(1),
+        Constraint::Length(4),
     ];
-    let header = Row::new(["SERVICE", "HEALTH", "LAT", "VERSION"]).style(theme::muted());
+    let health_title = if wide { "HEALTH" } else { "" };
+    let header = Row::new(["SERVICE", health_title, "LAT", "VERSION", "BAK"]).style(theme::muted());
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, inner);
 
@@ -74,5 +81,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
             ..inner
         };
         frame.render_widget(empty, line_area);
+    }
+}
+
+/// Returns the age of the newest backup, marked when it is overdue.
+fn backup_cell(service: &ServiceView, now: std::time::SystemTime) -> Line<'static> {
+    let text = match (&service.backups, service.newest_backup()) {
+        (BackupsView::NotConfigured, _) => return Line::styled("—", theme::muted()),
+        (_, Some(newest)) => super::backups::age(newest.age(now)),
+        (BackupsView::Loaded(_), None) => "none".to_owned(),
+        _ => String::new(),
+    };
+    if service.backup_overdue(now) {
+        Line::styled(format!("{text}!"), theme::error())
+    } else {
+        Line::raw(text)
     }
 }

@@ -79,6 +79,9 @@ pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
         EngineEvent::RunFinished { service, outcome } => {
             if let Some(run) = run_of(app, &service) {
                 let summary = match &outcome {
+                    RunOutcome::Succeeded if run.kind == "backup" => {
+                        format!("done: backup of {service} taken")
+                    }
                     RunOutcome::Succeeded => {
                         format!("done: {service} runs {} and is healthy", run.to)
                     }
@@ -102,7 +105,8 @@ pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
             }
             return vec![
                 Effect::ProbeNow(service.clone()),
-                Effect::RefreshVersions(service),
+                Effect::RefreshVersions(service.clone()),
+                Effect::LoadBackups(service),
                 Effect::CheckUnfinished,
                 Effect::LoadHistory,
             ];

@@ -7,7 +7,8 @@ use tui_input::backend::crossterm::EventHandler;
 use crate::engine::rollback::journal::{RecoveryMode, RunKind};
 
 use super::Effect;
-use crate::dashboard::app::{App, Mode, Pane, RunView, VersionsView};
+use crate::config::Strategy;
+use crate::dashboard::app::{App, BackupsView, Mode, Pane, RunView, VersionsView};
 use crate::dashboard::keymap::{self, Action};
 
 pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
@@ -108,7 +109,18 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         (_, Action::MoveDown) => move_cursor(app, 1),
         (_, Action::MoveTop) => move_cursor(app, isize::MIN),
         (_, Action::MoveBottom) => move_cursor(app, isize::MAX),
-        (_, Action::ClearSelection) => app.version_cursor = None,
+        (_, Action::ClearSelection) => {
+            app.version_cursor = None;
+            app.backup_cursor = None;
+        }
+        (_, Action::TakeBackup) => return take_backup(app),
+        (_, Action::VerifyBackups) => {
+            if let Some(service) = app.selected_service() {
+                let name = service.name.clone();
+                app.notice = Some(format!("checking the hashes of the backups of `{name}`…"));
+                return vec![Effect::VerifyBackups(name)];
+            }
+        }
         (_, Action::StartRollback) => return start_rollback(app),
         (_, Action::StartUndo) => return start_undo(app),
         (_, Action::CancelRun) => return cancel_run(app),
@@ -121,10 +133,10 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
 
 /// Loads what a newly focused pane shows.
 fn focus_effects(app: &App) -> Vec<Effect> {
-    if app.focus == Pane::History {
-        vec![Effect::LoadHistory]
-    } else {
-        Vec::new()
+    match (app.focus, app.selected_service()) {
+        (Pane::History, _) => vec![Effect::LoadHistory],
+        (Pane::Backups, Some(service)) => vec![Effect::LoadBackups(service.name.clone())],
+        _ => Vec::new(),
     }
 }
 
@@ -142,6 +154,7 @@ fn move_cursor(app: &mut App, delta: isize) {
             if visible[next] != app.selected {
                 app.selected = visible[next];
                 app.version_cursor = None;
+                app.backup_cursor = None;
             }
         }
         Pane::Versions => {
@@ -166,6 +179,16 @@ fn move_cursor(app: &mut App, delta: isize) {
                     .saturating_add_signed(-delta)
                     .min(len.saturating_sub(1)),
             };
+        }
+        Pane::Backups => {
+            let len = app.selected_service().map_or(0, |s| s.backups_len());
+            if len > 0 {
+                let at = app.backup_cursor.unwrap_or(0);
+                app.backup_cursor = Some(match app.backup_cursor {
+                    None if delta == 1 || delta == -1 => 0,
+                    _ => step_index(at, delta, len),
+                });
+            }
         }
         Pane::History => {
             let len = app.history.len();
@@ -242,9 +265,16 @@ fn start_rollback(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
 
-    let target = match app.version_cursor {
-        Some(cursor) => history.get(cursor).map(|entry| entry.commit.clone()),
-        None => match history.iter().position(|entry| entry.deployed) {
+    let backup = match (&service.backups, app.backup_cursor) {
+        (BackupsView::Loaded(list), Some(at)) => list.get(at).map(|m| m.id.as_str().to_owned()),
+        _ => None,
+    };
+    // The data strategy keeps the deployed code and only restores a backup.
+    let data_only = service.strategy == Strategy::Data;
+    let target = match (data_only, app.version_cursor) {
+        (true, _) => Some("HEAD".to_owned()),
+        (false, Some(cursor)) => history.get(cursor).map(|entry| entry.commit.clone()),
+        (false, None) => match history.iter().position(|entry| entry.deployed) {
             Some(at) => history.get(at + 1).map(|entry| entry.commit.clone()),
             None => Some("HEAD~1".to_owned()),
         },
@@ -253,9 +283,10 @@ fn start_rollback(app: &mut App) -> Vec<Effect> {
         app.notice = Some(format!("`{name}` has no earlier version to roll back to"));
         return Vec::new();
     };
-    if history
-        .iter()
-        .any(|entry| entry.deployed && entry.commit == target)
+    if !data_only
+        && history
+            .iter()
+            .any(|entry| entry.deployed && entry.commit == target)
     {
         app.notice = Some(format!("`{name}` already runs the selected version"));
         return Vec::new();
@@ -269,7 +300,28 @@ fn start_rollback(app: &mut App) -> Vec<Effect> {
     vec![Effect::BuildPlan {
         service: name,
         target,
+        backup,
     }]
+}
+
+/// Starts a backup of the selected service, shown in the run pane.
+fn take_backup(app: &mut App) -> Vec<Effect> {
+    let Some(name) = service_to_change(app) else {
+        return Vec::new();
+    };
+    if app
+        .selected_service()
+        .is_some_and(|service| service.backups == BackupsView::NotConfigured)
+    {
+        app.notice = Some(format!(
+            "`{name}` has no backup table; add `[services.{name}.backup]` to services.toml"
+        ));
+        return Vec::new();
+    }
+    app.run = Some(RunView::backup(&name));
+    app.run_scroll = 0;
+    app.focus = Pane::Run;
+    vec![Effect::TakeBackup(name)]
 }
 
 /// Requests the plan that undoes the selected service's last rollback.

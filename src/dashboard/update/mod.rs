@@ -10,12 +10,13 @@ mod tests;
 
 use crossterm::event::KeyEvent;
 
+use crate::engine::backup::Manifest;
 use crate::engine::coord::audit::AuditEntry;
 use crate::engine::event::EngineEvent;
 use crate::engine::rollback::journal::{RecoveryMode, RunKind};
 use crate::engine::rollback::{Plan, RecoveryPlan};
 
-use super::app::{App, Mode};
+use super::app::{App, BackupsView, Mode};
 
 /// An input to `update`.
 #[derive(Debug)]
@@ -37,6 +38,16 @@ pub enum Msg {
     UnfinishedFound(Vec<(String, String)>),
     /// The audit log, newest first.
     HistoryLoaded(Vec<AuditEntry>),
+    /// The backups of a service, newest first, or why they could not be read.
+    BackupsLoaded {
+        service: String,
+        result: Result<Vec<Manifest>, String>,
+    },
+    /// Hash checks of a service's backups: id and whether it matched.
+    BackupsVerified {
+        service: String,
+        results: Vec<(String, bool)>,
+    },
 }
 
 /// Work for the event loop to start outside `update`.
@@ -45,6 +56,8 @@ pub enum Effect {
     BuildPlan {
         service: String,
         target: String,
+        /// Backup picked in the backups pane, for data strategies.
+        backup: Option<String>,
     },
     BuildUndo(String),
     BuildRecovery {
@@ -63,6 +76,9 @@ pub enum Effect {
     /// Read the journals again for the unfinished-run banner.
     CheckUnfinished,
     LoadHistory,
+    LoadBackups(String),
+    TakeBackup(String),
+    VerifyBackups(String),
 }
 
 /// Applies `msg` to `app` and returns the effects to start.
@@ -96,6 +112,37 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::UnfinishedFound(unfinished) => {
             app.unfinished = unfinished;
+            Vec::new()
+        }
+        Msg::BackupsLoaded { service, result } => {
+            if let Some(view) = app.service_mut(&service) {
+                view.backups = match result {
+                    Ok(list) => BackupsView::Loaded(list),
+                    Err(error) => BackupsView::Failed(error),
+                };
+            }
+            let len = app.selected_service().map_or(0, |s| s.backups_len());
+            app.backup_cursor = app.backup_cursor.filter(|&at| at < len);
+            Vec::new()
+        }
+        Msg::BackupsVerified { service, results } => {
+            let bad: Vec<&str> = results
+                .iter()
+                .filter(|(_, ok)| !ok)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            app.notice = Some(if bad.is_empty() {
+                format!(
+                    "all {} backups of `{service}` match their hashes",
+                    results.len()
+                )
+            } else {
+                format!(
+                    "backups of `{service}` that fail their hash: {}",
+                    bad.join(", ")
+                )
+            });
+            app.verified.extend(results);
             Vec::new()
         }
         Msg::HistoryLoaded(entries) => {

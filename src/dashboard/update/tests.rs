@@ -143,7 +143,8 @@ fn rollback_key_targets_previous_version() {
         effects,
         [Effect::BuildPlan {
             service: "orders".into(),
-            target: "commit1".into()
+            target: "commit1".into(),
+            backup: None,
         }]
     );
     assert!(matches!(app.mode, Mode::Planning { .. }));
@@ -168,7 +169,8 @@ fn rollback_key_uses_version_cursor() {
         effects,
         [Effect::BuildPlan {
             service: "orders".into(),
-            target: "commit2".into()
+            target: "commit2".into(),
+            backup: None,
         }]
     );
 }
@@ -225,6 +227,7 @@ fn run_finished_probes_and_rereads_versions() {
         [
             Effect::ProbeNow("orders".into()),
             Effect::RefreshVersions("orders".into()),
+            Effect::LoadBackups("orders".into()),
             Effect::CheckUnfinished,
             Effect::LoadHistory,
         ]
@@ -264,6 +267,7 @@ fn plan(from: &str, to: &str) -> Plan {
         applied: Vec::new(),
         dirty: Vec::new(),
         steps: Vec::new(),
+        restore: None,
     }
 }
 

@@ -33,6 +33,9 @@ pub struct AuditEntry {
     /// Ids of backups the run took or used.
     #[serde(default)]
     pub backups: Vec<String>,
+    /// The safety backup taken before a data restore; an undo restores it.
+    #[serde(default)]
+    pub safety_backup: Option<String>,
 }
 
 /// Errors of the audit log.
@@ -114,6 +117,7 @@ mod tests {
             finished_at: "2026-12-04T10:00:05Z".into(),
             duration_ms: 5000,
             backups: Vec::new(),
+            safety_backup: None,
         }
     }
 

@@ -5,29 +5,20 @@
 //! restarted again before the run reports failure.
 
 use std::path::Path;
-use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::ServiceSpec;
 use crate::engine::coord::{Holder, ServiceLock};
 use crate::engine::event::EngineEvent;
-use crate::engine::health::{self, Sample};
-use crate::engine::process;
 use crate::engine::versions;
 
 use super::cancel::Cancel;
 use super::journal::{self, Journal, Record, RunKind};
 use super::report::Reporter;
+use super::revert::revert_outcome;
+use super::steps::{blocking, checkout, restart, restore_data, safety_backup, settle, verify};
 use super::{Plan, RunOutcome, StepKind};
-
-/// Time between probes while verifying health after a restart. It is
-/// shorter than a typical probe interval so a rollback ends soon after the
-/// service is up.
-const VERIFY_POLL: Duration = Duration::from_millis(100);
-
-/// Longest time between probes during the settle time.
-const SETTLE_POLL: Duration = Duration::from_secs(1);
 
 /// Who started a run, why, and how to stop it.
 #[derive(Debug, Clone)]
@@ -89,10 +80,19 @@ pub async fn execute(
         return finish(report, RunOutcome::Refused { reason });
     }
 
-    let failure = change_version(plan, spec, client, &mut report, &options.cancel, &[]).await;
+    let failure = change_version(
+        plan,
+        spec,
+        state_dir,
+        client,
+        &mut report,
+        &options.cancel,
+        &[],
+    )
+    .await;
     let outcome = match failure {
         None => RunOutcome::Succeeded,
-        Some(reason) => revert_outcome(plan, spec, &mut report, reason).await,
+        Some(reason) => revert_outcome(plan, spec, state_dir, &mut report, reason).await,
     };
     let outcome = finish(report, outcome);
     drop(lock);
@@ -171,240 +171,54 @@ async fn check_unchanged(plan: &Plan, spec: &ServiceSpec) -> Result<String, Stri
     }
 }
 
-/// Runs checkout, restart, verification and settle time, skipping the
-/// steps in `done`; returns why it failed, if it did.
+/// Runs the plan's steps after the clean check (safety backup, checkout,
+/// data restore, restart, verification, settle time), skipping the steps
+/// in `done`; returns why it failed, if it did.
 pub(super) async fn change_version(
     plan: &Plan,
     spec: &ServiceSpec,
+    state_dir: &Path,
     client: &reqwest::Client,
     report: &mut Reporter<'_>,
     cancel: &Cancel,
     done: &[StepKind],
 ) -> Option<String> {
-    let cancelled = || Some("cancelled by the user".to_owned());
-
-    if !done.contains(&StepKind::Checkout) {
-        report.started(StepKind::Checkout, 2);
-        let checkout = checkout(spec, &plan.to.commit)
-            .await
-            .map(|()| format!("checked out {} ({})", plan.to.label, plan.to.short));
-        if let Err(reason) = report.finished(StepKind::Checkout, checkout) {
-            return Some(reason);
-        }
-    }
-    if cancel.is_cancelled() {
-        return cancelled();
-    }
-
-    if !done.contains(&StepKind::Restart) {
-        report.started(StepKind::Restart, 3);
-        let restart = restart(spec, report).await;
-        if let Err(reason) = report.finished(StepKind::Restart, restart) {
-            return Some(reason);
-        }
-    }
-    if cancel.is_cancelled() {
-        return cancelled();
-    }
-
-    report.started(StepKind::VerifyHealth, 4);
-    let verify = tokio::select! {
-        result = verify(spec, client, report) => result,
-        () = cancel.cancelled() => Err("cancelled by the user".to_owned()),
-    };
-    if let Err(reason) = report.finished(StepKind::VerifyHealth, verify) {
-        return Some(reason);
-    }
-
-    if spec.rollback.settle.is_zero() {
-        return None;
-    }
-    report.started(StepKind::Settle, 5);
-    let settle = tokio::select! {
-        result = settle(spec, client, report) => result,
-        () = cancel.cancelled() => Err("cancelled by the user".to_owned()),
-    };
-    report.finished(StepKind::Settle, settle).err()
-}
-
-/// Reverts after `reason` and returns the outcome that reports both.
-pub(super) async fn revert_outcome(
-    plan: &Plan,
-    spec: &ServiceSpec,
-    report: &mut Reporter<'_>,
-    reason: String,
-) -> RunOutcome {
-    match revert(plan, spec, report).await {
-        Ok(()) => RunOutcome::Reverted { reason },
-        Err(revert_error) => {
-            tracing::error!(service = %spec.name, %revert_error, "revert failed");
-            RunOutcome::RevertFailed {
-                reason,
-                revert_error,
-            }
-        }
-    }
-}
-
-/// Checks the original version out again and restarts it. A force
-/// checkout is used only when the tree holds nothing but the run's own
-/// changes.
-async fn revert(plan: &Plan, spec: &ServiceSpec, report: &mut Reporter<'_>) -> Result<(), String> {
-    report.started(StepKind::Revert, plan.steps.len());
-    report.output(format!("checking out {} again", plan.from.label));
-    let result = match return_to(spec, plan).await {
-        Ok(()) => restart(spec, report)
-            .await
-            .map(|_| format!("back on {} and restarted", plan.from.label))
-            .map_err(|error| {
-                format!(
-                    "back on {}, but its restart failed: {error}",
-                    plan.from.label
-                )
-            }),
-        Err(error) => Err(format!(
-            "cannot check out {}, so the tree may still hold {}: {error}",
-            plan.from.label, plan.to.label
-        )),
-    };
-    report.finished(StepKind::Revert, result)
-}
-
-/// Puts the tree back on the plan's from version, overwriting only files
-/// that hold one of the two versions' contents.
-pub(super) async fn return_to(spec: &ServiceSpec, plan: &Plan) -> Result<(), String> {
-    let dir = spec.deploy_dir.clone();
-    let (from, to) = (plan.from.commit.clone(), plan.to.commit.clone());
-    let branch = spec.branch.clone();
-    blocking(move || {
-        let foreign = versions::foreign_changes(&dir, &from, &to)?;
-        if !foreign.is_empty() {
-            return Ok(Err(format!(
-                "changes not made by rewind: {}; resolve them by hand",
-                foreign.join(", ")
-            )));
-        }
-        versions::force_checkout(&dir, &from, branch.as_deref())?;
-        Ok(Ok(()))
-    })
-    .await
-    .map_err(|error| error.to_string())?
-}
-
-async fn checkout(spec: &ServiceSpec, commit: &str) -> Result<(), String> {
-    let dir = spec.deploy_dir.clone();
-    let branch = spec.branch.clone();
-    let commit = commit.to_owned();
-    blocking(move || versions::checkout(&dir, &commit, branch.as_deref()))
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string())
-}
-
-pub(super) async fn restart(spec: &ServiceSpec, report: &Reporter<'_>) -> Result<String, String> {
-    let restart = &spec.restart;
-    let cwd = &spec.deploy_dir;
-    process::run_with_env(
-        &restart.command,
-        &restart.env,
-        cwd,
-        restart.timeout,
-        |line| report.output(line),
-    )
-    .await
-    .map(|()| "restart command exited 0".to_owned())
-    .map_err(|error| match error.hint() {
-        Some(hint) => format!("{error} ({hint})"),
-        None => error.to_string(),
-    })
-}
-
-fn describe_probe(sample: &Sample) -> String {
-    match (&sample.status, &sample.error) {
-        (_, Some(error)) => format!("probe failed: {error}"),
-        (Some(status), None) => format!(
-            "probe passed: status {status} in {} ms",
-            sample.latency.as_millis()
-        ),
-        (None, None) => "probe passed".to_owned(),
-    }
-}
-
-pub(super) async fn verify(
-    spec: &ServiceSpec,
-    client: &reqwest::Client,
-    report: &Reporter<'_>,
-) -> Result<String, String> {
-    let health = &spec.health;
-    let deadline = spec.rollback.verify_timeout;
-    // Probes repeat every VERIFY_POLL, so only a changed result is shown.
-    let mut previous = String::new();
-    let result = health::wait_healthy(client, health, deadline, VERIFY_POLL, |sample| {
-        let line = describe_probe(sample);
-        let key = sample.error.clone().unwrap_or_else(|| "passed".to_owned());
-        if key != previous {
-            report.output(line);
-            previous = key;
-        }
-    })
-    .await;
-    match result {
-        Ok(samples) => Ok(format!("healthy after {} probes", samples.len())),
-        Err(samples) => Err(format!(
-            "health did not pass within {} ({} probes, last: {})",
-            humantime::format_duration(deadline),
-            samples.len(),
-            samples
-                .last()
-                .and_then(|sample| sample.error.clone())
-                .unwrap_or_else(|| "no answer".to_owned())
-        )),
-    }
-}
-
-/// Probes for the settle time; fails once `failure_threshold` probes in a
-/// row fail.
-async fn settle(
-    spec: &ServiceSpec,
-    client: &reqwest::Client,
-    report: &Reporter<'_>,
-) -> Result<String, String> {
-    let health = &spec.health;
-    let period = health.interval.min(SETTLE_POLL);
-    let deadline = tokio::time::Instant::now() + spec.rollback.settle;
-    let mut ticker = tokio::time::interval(period);
-    let (mut probes, mut failures) = (0, 0);
-    while tokio::time::Instant::now() < deadline {
-        ticker.tick().await;
-        let sample = health::probe(client, health).await;
-        probes += 1;
-        if sample.passed() {
-            failures = 0;
+    for (index, planned) in plan.steps.iter().enumerate() {
+        let step = planned.step;
+        if matches!(
+            step,
+            StepKind::Lock | StepKind::CheckClean | StepKind::Revert
+        ) || done.contains(&step)
+        {
             continue;
         }
-        failures += 1;
-        report.output(describe_probe(&sample));
-        if failures >= health.failure_threshold {
-            return Err(format!(
-                "health failed {failures} times in a row during the settle time: {}",
-                sample.error.unwrap_or_default()
-            ));
+        if cancel.is_cancelled() {
+            return Some("cancelled by the user".to_owned());
+        }
+
+        report.started(step, index);
+        let result = match step {
+            StepKind::SafetyBackup => safety_backup(spec, state_dir, report).await,
+            StepKind::Checkout => checkout(spec, &plan.to.commit)
+                .await
+                .map(|()| format!("checked out {} ({})", plan.to.label, plan.to.short)),
+            StepKind::RestoreData => restore_data(plan, spec, state_dir, report).await,
+            StepKind::Restart => restart(spec, report).await,
+            StepKind::VerifyHealth => tokio::select! {
+                result = verify(spec, client, report) => result,
+                () = cancel.cancelled() => Err("cancelled by the user".to_owned()),
+            },
+            StepKind::Settle => tokio::select! {
+                result = settle(spec, client, report) => result,
+                () = cancel.cancelled() => Err("cancelled by the user".to_owned()),
+            },
+            StepKind::Lock | StepKind::CheckClean | StepKind::Revert => continue,
+        };
+        if let Err(reason) = report.finished(step, result) {
+            return Some(reason);
         }
     }
-    Ok(format!(
-        "stayed healthy for {} ({probes} probes)",
-        humantime::format_duration(spec.rollback.settle)
-    ))
-}
-
-/// Runs blocking git work off the async threads.
-pub(super) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, versions::VersionsError> + Send + 'static,
-) -> Result<T, versions::VersionsError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
-    }
+    None
 }
 
 #[cfg(test)]

@@ -64,6 +64,11 @@ pub enum Record {
         pid: u32,
         at: String,
     },
+    /// A safety backup was taken; a revert restores it.
+    SafetyBackupTaken {
+        id: String,
+        at: String,
+    },
     RunFinished {
         outcome: RunOutcome,
         at: String,
@@ -130,6 +135,42 @@ impl JournalState {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Returns the id of the safety backup the run took, if it took one.
+    pub fn safety_backup(&self) -> Option<&str> {
+        self.records.iter().rev().find_map(|record| match record {
+            Record::SafetyBackupTaken { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Tells whether the run started to restore data, so the live data may
+    /// no longer be what the safety backup holds.
+    pub fn touched_data(&self) -> bool {
+        self.records.iter().any(|record| {
+            matches!(
+                record,
+                Record::StepStarted {
+                    step: StepKind::RestoreData,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// Returns the backups the run needs: its safety backup and the one it
+    /// restores. Retention must keep them until the run is over.
+    pub fn backup_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .safety_backup()
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        if let Some(restore) = self.plan().and_then(|plan| plan.restore.as_ref()) {
+            ids.push(restore.id.clone());
+        }
+        ids
     }
 
     /// Returns the step that started and did not finish, if any.
@@ -349,6 +390,7 @@ mod tests {
             applied: Vec::new(),
             dirty: Vec::new(),
             steps: Vec::new(),
+            restore: None,
         }
     }
 

@@ -3,11 +3,15 @@
 //! returns the service to where it started when a step fails.
 
 mod cancel;
+#[cfg(test)]
+mod data_tests;
 mod executor;
 pub mod journal;
 mod plan;
 mod recover;
 mod report;
+mod revert;
+mod steps;
 #[cfg(test)]
 mod test_support;
 mod undo;
@@ -16,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 pub use cancel::{Cancel, CancelHandle};
 pub use executor::{RunOptions, execute};
-pub use plan::{Plan, PlannedStep, RollbackError, VersionRef, build_plan};
+pub use plan::{
+    BackupRef, Plan, PlanRequest, PlannedStep, RollbackError, VersionRef, build_plan, plan_rollback,
+};
 pub use recover::{RecoverError, RecoveryPlan, plan_recovery, recover};
 pub use undo::{UndoError, plan_undo};
 
@@ -28,8 +34,12 @@ pub enum StepKind {
     Lock,
     /// Check that the working tree has no uncommitted changes.
     CheckClean,
+    /// Back up the current data before a restore.
+    SafetyBackup,
     /// Check out the target version.
     Checkout,
+    /// Restore the chosen backup.
+    RestoreData,
     /// Run the restart command.
     Restart,
     /// Wait until health passes `success_threshold` probes in a row.
@@ -45,7 +55,9 @@ impl StepKind {
         match self {
             StepKind::Lock => "lock",
             StepKind::CheckClean => "check clean",
+            StepKind::SafetyBackup => "safety backup",
             StepKind::Checkout => "checkout",
+            StepKind::RestoreData => "restore data",
             StepKind::Restart => "restart",
             StepKind::VerifyHealth => "verify health",
             StepKind::Settle => "settle",

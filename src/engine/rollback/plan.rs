@@ -1,9 +1,13 @@
 //! Building a rollback plan: from and to versions, the commits the move
-//! undoes (or applies, when going forward), and the ordered steps.
+//! undoes (or applies, when going forward), the backup a data restore
+//! uses and what it discards, and the ordered steps.
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ServiceSpec, Strategy};
+use crate::engine::backup::{BackupError, Catalog, Manifest};
 use crate::engine::versions::{self, HistoryEntry, VersionInfo, VersionsError};
 
 use super::StepKind;
@@ -43,6 +47,35 @@ pub struct Plan {
     /// Uncommitted changes that will make the run stop before any change.
     pub dirty: Vec<String>,
     pub steps: Vec<PlannedStep>,
+    /// The backup a data strategy restores.
+    #[serde(default)]
+    pub restore: Option<BackupRef>,
+}
+
+/// A backup as a plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRef {
+    pub id: String,
+    /// When the backup was taken, RFC 3339 in UTC. Data written after this
+    /// time is discarded by the restore.
+    pub created_at: String,
+    /// The commit deployed when it was taken, when known.
+    pub commit: Option<String>,
+    /// The tag or short id of that commit.
+    pub label: String,
+}
+
+/// What a rollback request asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanRequest {
+    /// Target version: a commit id, tag, branch or `HEAD~N`. `None` keeps
+    /// the deployed version, which only the `data` strategy allows.
+    pub target: Option<String>,
+    /// `None` takes the strategy from the service's configuration.
+    pub strategy: Option<Strategy>,
+    /// Backup to restore. `None` picks the newest one taken while the
+    /// target version was deployed.
+    pub backup: Option<String>,
 }
 
 /// Reasons a plan cannot be built. All of them mean nothing was changed.
@@ -52,6 +85,22 @@ pub enum RollbackError {
     Versions(#[from] VersionsError),
     #[error("service `{service}` already runs `{label}`")]
     AlreadyAt { service: String, label: String },
+    #[error("strategy `{strategy}` needs a target version for `{service}`")]
+    TargetMissing {
+        service: String,
+        strategy: &'static str,
+    },
+    #[error("strategy `data` keeps the code of `{service}`, so it takes no target version")]
+    TargetWithData { service: String },
+    #[error("`{service}` has no backup table, so strategy `{strategy}` cannot restore its data")]
+    NoBackupTable {
+        service: String,
+        strategy: &'static str,
+    },
+    #[error("no backup of `{service}` was taken while `{label}` was deployed")]
+    NoBackupAt { service: String, label: String },
+    #[error(transparent)]
+    Backup(#[from] BackupError),
 }
 
 impl RollbackError {
@@ -68,16 +117,63 @@ impl RollbackError {
             RollbackError::AlreadyAt { .. } => Some(format!(
                 "pick another version from `rewind versions {service}`"
             )),
+            RollbackError::TargetMissing { .. } => {
+                Some("pass `--to REV`, or `--strategy data` to restore data only".to_owned())
+            }
+            RollbackError::TargetWithData { .. } => {
+                Some("leave out `--to`, or use `--strategy code+data`".to_owned())
+            }
+            RollbackError::NoBackupTable { .. } => Some(format!(
+                "add a `[services.{service}.backup]` table, or use `--strategy code`"
+            )),
+            RollbackError::NoBackupAt { .. } => Some(format!(
+                "name one with `--backup ID`; `rewind backups {service}` lists them"
+            )),
+            RollbackError::Backup(error) => error.hint(),
             _ => None,
         }
     }
 }
 
-/// Builds the plan that moves `spec` from its deployed version to `rev`.
+/// Builds the plan that moves `spec` from its deployed version to `rev`
+/// with the code strategy, whatever the configuration says.
 pub fn build_plan(spec: &ServiceSpec, rev: &str) -> Result<Plan, RollbackError> {
+    let request = PlanRequest {
+        target: Some(rev.to_owned()),
+        strategy: Some(Strategy::Code),
+        backup: None,
+    };
+    plan_rollback(spec, Path::new(""), &request)
+}
+
+/// Builds the plan for `request`. Data strategies read the backup catalog
+/// under `state_dir` to pick the backup to restore.
+pub fn plan_rollback(
+    spec: &ServiceSpec,
+    state_dir: &Path,
+    request: &PlanRequest,
+) -> Result<Plan, RollbackError> {
+    let strategy = request.strategy.unwrap_or(spec.rollback.strategy);
     let dir = &spec.deploy_dir;
     let info = versions::read(dir, spec.branch.as_deref(), HISTORY_LIMIT)?;
-    let target = versions::resolve(dir, rev)?;
+    let target = match (&request.target, strategy) {
+        (Some(rev), Strategy::Data) => {
+            if versions::resolve(dir, rev)? != info.commit {
+                return Err(RollbackError::TargetWithData {
+                    service: spec.name.clone(),
+                });
+            }
+            info.commit.clone()
+        }
+        (Some(rev), _) => versions::resolve(dir, rev)?,
+        (None, Strategy::Data) => info.commit.clone(),
+        (None, strategy) => {
+            return Err(RollbackError::TargetMissing {
+                service: spec.name.clone(),
+                strategy: strategy.as_str(),
+            });
+        }
+    };
 
     let from = VersionRef {
         commit: info.commit.clone(),
@@ -85,27 +181,79 @@ pub fn build_plan(spec: &ServiceSpec, rev: &str) -> Result<Plan, RollbackError> 
         label: info.label(),
     };
     let to = version_ref(&info, &target);
-    if from.commit == to.commit {
+    if strategy.changes_code() && from.commit == to.commit {
         return Err(RollbackError::AlreadyAt {
             service: spec.name.clone(),
             label: to.label,
         });
     }
+    let restore = if strategy.restores_data() {
+        Some(choose_backup(
+            spec, state_dir, &info, &to, request, strategy,
+        )?)
+    } else {
+        None
+    };
 
     let undone = versions::commits_between(dir, &from.commit, &to.commit)?;
     let applied = versions::commits_between(dir, &to.commit, &from.commit)?;
-    let steps = planned_steps(spec, &to);
+    let steps = planned_steps(spec, strategy, &to, restore.as_ref());
 
     Ok(Plan {
         service: spec.name.clone(),
-        strategy: spec.rollback.strategy,
+        strategy,
         from,
         to,
         undone,
         applied,
         dirty: info.dirty,
         steps,
+        restore,
     })
+}
+
+/// Returns the backup named in the request, else the newest one taken
+/// while `to` was deployed.
+fn choose_backup(
+    spec: &ServiceSpec,
+    state_dir: &Path,
+    info: &VersionInfo,
+    to: &VersionRef,
+    request: &PlanRequest,
+    strategy: Strategy,
+) -> Result<BackupRef, RollbackError> {
+    if spec.backup.is_none() {
+        return Err(RollbackError::NoBackupTable {
+            service: spec.name.clone(),
+            strategy: strategy.as_str(),
+        });
+    }
+    let catalog = Catalog::open(state_dir, &spec.name)?;
+    let manifest = match &request.backup {
+        Some(id) => catalog.get(id)?,
+        None => catalog
+            .list()?
+            .into_iter()
+            .find(|manifest| manifest.commit.as_deref() == Some(to.commit.as_str()))
+            .ok_or_else(|| RollbackError::NoBackupAt {
+                service: spec.name.clone(),
+                label: to.label.clone(),
+            })?,
+    };
+    Ok(backup_ref(info, &manifest))
+}
+
+fn backup_ref(info: &VersionInfo, manifest: &Manifest) -> BackupRef {
+    let label = match &manifest.commit {
+        Some(commit) => version_ref(info, commit).label,
+        None => "unknown version".to_owned(),
+    };
+    BackupRef {
+        id: manifest.id.as_str().to_owned(),
+        created_at: humantime::format_rfc3339_seconds(manifest.created_at).to_string(),
+        commit: manifest.commit.clone(),
+        label,
+    }
 }
 
 fn version_ref(info: &VersionInfo, commit: &str) -> VersionRef {
@@ -124,7 +272,12 @@ fn version_ref(info: &VersionInfo, commit: &str) -> VersionRef {
     }
 }
 
-fn planned_steps(spec: &ServiceSpec, to: &VersionRef) -> Vec<PlannedStep> {
+fn planned_steps(
+    spec: &ServiceSpec,
+    strategy: Strategy,
+    to: &VersionRef,
+    restore: Option<&BackupRef>,
+) -> Vec<PlannedStep> {
     let health = &spec.health;
     let probes = match health.success_threshold {
         1 => "1 passing probe".to_owned(),
@@ -140,27 +293,47 @@ fn planned_steps(spec: &ServiceSpec, to: &VersionRef) -> Vec<PlannedStep> {
                 spec.deploy_dir.display()
             ),
         ),
-        step(
+    ];
+    if restore.is_some() {
+        steps.push(step(
+            StepKind::SafetyBackup,
+            format!(
+                "back up the current data of `{}` first, so the restore can be undone",
+                spec.name
+            ),
+        ));
+    }
+    if strategy.changes_code() {
+        steps.push(step(
             StepKind::Checkout,
             format!("check out {} ({})", to.label, to.short),
-        ),
-        step(
-            StepKind::Restart,
+        ));
+    }
+    if let Some(backup) = restore {
+        steps.push(step(
+            StepKind::RestoreData,
             format!(
-                "run `{}` (timeout {})",
-                spec.restart.command.join(" "),
-                humantime::format_duration(spec.restart.timeout)
+                "restore backup {} taken at {} ({}); data written after it is discarded",
+                backup.id, backup.created_at, backup.label
             ),
+        ));
+    }
+    steps.push(step(
+        StepKind::Restart,
+        format!(
+            "run `{}` (timeout {})",
+            spec.restart.command.join(" "),
+            humantime::format_duration(spec.restart.timeout)
         ),
-        step(
-            StepKind::VerifyHealth,
-            format!(
-                "wait for {probes} of {} within {}",
-                crate::engine::health::redact_url(&health.url),
-                humantime::format_duration(spec.rollback.verify_timeout)
-            ),
+    ));
+    steps.push(step(
+        StepKind::VerifyHealth,
+        format!(
+            "wait for {probes} of {} within {}",
+            crate::engine::health::redact_url(&health.url),
+            humantime::format_duration(spec.rollback.verify_timeout)
         ),
-    ];
+    ));
     if !spec.rollback.settle.is_zero() {
         steps.push(step(
             StepKind::Settle,

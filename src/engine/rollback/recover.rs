@@ -14,9 +14,11 @@ use crate::engine::event::EngineEvent;
 use crate::engine::versions;
 
 use super::cancel::Cancel;
-use super::executor::{blocking, change_version, restart, return_to, revert_outcome};
+use super::executor::change_version;
 use super::journal::{self, Journal, JournalError, Record, RecoveryMode, RunKind};
 use super::report::Reporter;
+use super::revert::{revert, revert_outcome};
+use super::steps::blocking;
 use super::{Plan, PlannedStep, RunOutcome, StepKind};
 
 /// What a recovery will do, shown before it runs.
@@ -87,17 +89,24 @@ pub fn plan_recovery(
     )];
     match mode {
         RecoveryMode::Abort => {
+            let data = match (state.touched_data(), state.safety_backup()) {
+                (true, Some(id)) => format!(", restore the safety backup {id}"),
+                _ => String::new(),
+            };
+            let code = if plan.strategy.changes_code() {
+                format!("check out {} ({}) again", plan.from.label, plan.from.short)
+            } else {
+                format!("keep {} ({})", plan.from.label, plan.from.short)
+            };
             steps.push(step(
                 StepKind::Revert,
-                format!(
-                    "check out {} ({}) again and run the restart command",
-                    plan.from.label, plan.from.short
-                ),
+                format!("{code}{data} and run the restart command"),
             ));
         }
         RecoveryMode::Resume => {
             for planned in &plan.steps {
                 let skipped = matches!(planned.step, StepKind::Lock | StepKind::CheckClean)
+                    || (planned.step == StepKind::SafetyBackup && state.safety_backup().is_some())
                     || (done.contains(&planned.step)
                         && matches!(planned.step, StepKind::Checkout | StepKind::Restart));
                 if !skipped {
@@ -159,13 +168,35 @@ pub async fn recover(
     report.attach(journal);
     tracing::info!(service = %spec.name, mode = ?recovery.mode, "recovery started");
 
+    // The revert restores the safety backup only when the data was touched.
+    report.safety_backup = state.safety_backup().map(str::to_owned);
+    report.touched_data = state.touched_data();
     let outcome = match recovery.mode {
-        RecoveryMode::Abort => abort(plan, spec, &mut report).await,
+        RecoveryMode::Abort => {
+            let data = report
+                .touched_data
+                .then(|| report.safety_backup.clone())
+                .flatten();
+            match revert(plan, spec, state_dir, data.as_deref(), &mut report).await {
+                Ok(()) => RunOutcome::Reverted {
+                    reason: "aborted by recover".to_owned(),
+                },
+                Err(revert_error) => RunOutcome::RevertFailed {
+                    reason: "aborted by recover".to_owned(),
+                    revert_error,
+                },
+            }
+        }
         RecoveryMode::Resume => {
-            let done = resumable_steps(&state.done_steps(), spec, plan).await?;
-            match change_version(plan, spec, client, &mut report, &cancel, &done).await {
+            let mut done = resumable_steps(&state.done_steps(), spec, plan).await?;
+            if report.safety_backup.is_some() {
+                done.push(StepKind::SafetyBackup);
+            }
+            let failure =
+                change_version(plan, spec, state_dir, client, &mut report, &cancel, &done).await;
+            match failure {
                 None => RunOutcome::Succeeded,
-                Some(reason) => revert_outcome(plan, spec, &mut report, reason).await,
+                Some(reason) => revert_outcome(plan, spec, state_dir, &mut report, reason).await,
             }
         }
     };
@@ -215,27 +246,6 @@ async fn resumable_steps(
         blocking(move || versions::force_checkout(&dir, &from, branch.as_deref())).await?;
     }
     Ok(skip)
-}
-
-/// Returns the service to the plan's from version and restarts it.
-async fn abort(plan: &Plan, spec: &ServiceSpec, report: &mut Reporter<'_>) -> RunOutcome {
-    report.started(StepKind::Revert, 1);
-    report.output(format!("checking out {} again", plan.from.label));
-    let result = match return_to(spec, plan).await {
-        Ok(()) => restart(spec, report)
-            .await
-            .map(|_| format!("back on {} and restarted", plan.from.label)),
-        Err(error) => Err(format!("cannot check out {}: {error}", plan.from.label)),
-    };
-    match report.finished(StepKind::Revert, result) {
-        Ok(()) => RunOutcome::Reverted {
-            reason: "aborted by recover".to_owned(),
-        },
-        Err(revert_error) => RunOutcome::RevertFailed {
-            reason: "aborted by recover".to_owned(),
-            revert_error,
-        },
-    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! on. The final outcome closes the journal and is appended to the audit log.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::engine::backup::Progress;
 use crate::engine::coord::Holder;
 use crate::engine::coord::audit::{self, AuditEntry};
 use crate::engine::event::EngineEvent;
@@ -23,6 +25,13 @@ pub struct Reporter<'a> {
     journal: Option<Journal>,
     run_id: String,
     started: SystemTime,
+    /// Id of the safety backup this run took, for the revert and the audit log.
+    pub safety_backup: Option<String>,
+    /// Id of the backup this run restores, for the audit log.
+    pub restored_backup: Option<String>,
+    /// True once a data restore started, so a revert must restore the
+    /// safety backup.
+    pub touched_data: bool,
 }
 
 impl<'a> Reporter<'a> {
@@ -34,6 +43,9 @@ impl<'a> Reporter<'a> {
             journal: None,
             run_id: new_run_id(),
             started: SystemTime::now(),
+            safety_backup: None,
+            restored_backup: None,
+            touched_data: false,
         }
     }
 
@@ -65,6 +77,9 @@ impl<'a> Reporter<'a> {
     }
 
     pub fn started(&mut self, step: StepKind, index: usize) {
+        if step == StepKind::RestoreData {
+            self.touched_data = true;
+        }
         tracing::info!(service = self.service, step = step.as_str(), "step started");
         self.record(&Record::StepStarted {
             step,
@@ -77,6 +92,31 @@ impl<'a> Reporter<'a> {
             index,
             total: self.total,
         });
+    }
+
+    /// Returns a callback that turns backup progress into output lines:
+    /// tool output as it comes, copied bytes every 16 MiB.
+    pub fn progress(&self) -> impl Fn(Progress) + Send + Sync + 'static {
+        const EVERY: u64 = 16 << 20;
+        let events = self.events.clone();
+        let service = self.service.to_owned();
+        let reported = AtomicU64::new(0);
+        move |progress| {
+            let line = match progress {
+                Progress::ToolOutput(line) => line,
+                Progress::Bytes { done, .. } => {
+                    let step = done / EVERY;
+                    if step == 0 || reported.swap(step, Ordering::Relaxed) == step {
+                        return;
+                    }
+                    format!("{} MiB copied", done >> 20)
+                }
+            };
+            let _ = events.send(EngineEvent::StepOutput {
+                service: service.clone(),
+                line,
+            });
+        }
     }
 
     pub fn output(&self, line: String) {
@@ -155,7 +195,13 @@ impl<'a> Reporter<'a> {
                 .duration_since(self.started)
                 .unwrap_or_default()
                 .as_millis() as u64,
-            backups: Vec::new(),
+            backups: self
+                .safety_backup
+                .iter()
+                .chain(&self.restored_backup)
+                .cloned()
+                .collect(),
+            safety_backup: self.safety_backup.clone(),
         };
         if let Err(error) = audit::append(state_dir, &entry) {
             tracing::error!(service = self.service, %error, "cannot append to the audit log");

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::config::ServiceSpec;
+use crate::config::{ServiceSpec, Strategy};
 use crate::engine::coord::audit::{self, AuditError};
 use crate::engine::versions;
 
-use super::{Plan, RollbackError, RunOutcome, build_plan};
+use super::{Plan, PlanRequest, RollbackError, RunOutcome, plan_rollback};
 
 /// Reasons an undo cannot be planned. None of them changed anything.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,7 @@ impl UndoError {
 }
 
 /// Builds the plan that returns `spec` to where its newest successful run
-/// started.
+/// started: its code, and its data when the run restored data.
 pub fn plan_undo(spec: &ServiceSpec, state_dir: &Path) -> Result<Plan, UndoError> {
     let runs = audit::read(state_dir, Some(&spec.name))?;
     let last = runs
@@ -63,5 +63,23 @@ pub fn plan_undo(spec: &ServiceSpec, state_dir: &Path) -> Result<Plan, UndoError
             now: head[..7.min(head.len())].to_owned(),
         });
     }
-    Ok(build_plan(spec, &last.from.commit)?)
+    // A run that restored data left a safety backup of the data it replaced.
+    let request = match &last.safety_backup {
+        None => PlanRequest {
+            target: Some(last.from.commit.clone()),
+            strategy: Some(Strategy::Code),
+            backup: None,
+        },
+        Some(id) if last.from.commit == last.to.commit => PlanRequest {
+            target: None,
+            strategy: Some(Strategy::Data),
+            backup: Some(id.clone()),
+        },
+        Some(id) => PlanRequest {
+            target: Some(last.from.commit.clone()),
+            strategy: Some(Strategy::CodeData),
+            backup: Some(id.clone()),
+        },
+    };
+    Ok(plan_rollback(spec, state_dir, &request)?)
 }

@@ -205,6 +205,38 @@ impl Catalog {
         self.get(id)?;
         let _lock = self.lock(false).await?;
         let manifest = self.get(id)?;
+        let context = self.context(spec, Arc::new(progress));
+        self.check_restorable(&manifest, spec, &context).await?;
+
+        let data = self.data_path(&manifest);
+        drivers::restore(&context, &spec.source, &data).await?;
+        tracing::info!(service = %self.service, id = %manifest.id, "backup restored");
+        Ok(())
+    }
+
+    /// Runs the checks that [`Catalog::restore`] runs before it touches the
+    /// live data: the driver, the size and hash, and that the tools can
+    /// read the backup. Changes nothing. Returns the manifest.
+    pub async fn check_restore(
+        &self,
+        id: &str,
+        spec: &BackupSpec,
+        progress: impl Fn(Progress) + Send + Sync + 'static,
+    ) -> Result<Manifest, BackupError> {
+        self.get(id)?;
+        let _lock = self.lock(false).await?;
+        let manifest = self.get(id)?;
+        let context = self.context(spec, Arc::new(progress));
+        self.check_restorable(&manifest, spec, &context).await?;
+        Ok(manifest)
+    }
+
+    async fn check_restorable(
+        &self,
+        manifest: &Manifest,
+        spec: &BackupSpec,
+        context: &DriverContext,
+    ) -> Result<(), BackupError> {
         if manifest.driver != spec.driver() {
             return Err(BackupError::DriverMismatch {
                 id: manifest.id.to_string(),
@@ -212,15 +244,10 @@ impl Catalog {
                 configured: spec.driver(),
             });
         }
-        let progress: ProgressFn = Arc::new(progress);
-        self.check_data(&manifest, Some(progress.clone())).await?;
-
-        let context = self.context(spec, progress);
-        let data = self.data_path(&manifest);
-        drivers::check(&context, &spec.source, &manifest, &data).await?;
-        drivers::restore(&context, &spec.source, &data).await?;
-        tracing::info!(service = %self.service, id = %manifest.id, "backup restored");
-        Ok(())
+        self.check_data(manifest, Some(context.progress.clone()))
+            .await?;
+        let data = self.data_path(manifest);
+        drivers::check(context, &spec.source, manifest, &data).await
     }
 
     /// Marks backup `id` as pinned, so retention never removes it, or

@@ -138,6 +138,31 @@ async fn flipped_byte_is_rejected() {
 }
 
 #[tokio::test]
+async fn check_restore_changes_nothing() {
+    let (_dir, catalog, spec) = setup();
+    let manifest = catalog.create(&spec, None, quiet).await.unwrap();
+    let live = change_live(&spec);
+
+    let checked = catalog
+        .check_restore(manifest.id.as_str(), &spec, quiet)
+        .await
+        .unwrap();
+    flip_byte(&catalog.data_path(&manifest));
+    let error = catalog
+        .check_restore(manifest.id.as_str(), &spec, quiet)
+        .await
+        .unwrap_err();
+
+    assert_eq!(checked, manifest);
+    assert!(
+        matches!(error, BackupError::HashMismatch { .. }),
+        "expected a hash mismatch, got {error}"
+    );
+    assert_eq!(snapshot(live_path(&spec)), live);
+    assert_eq!(files_in(catalog.dir()), catalog_files(&[&manifest]));
+}
+
+#[tokio::test]
 async fn truncated_backup_is_rejected() {
     let (_dir, catalog, spec) = setup();
     let manifest = catalog.create(&spec, None, quiet).await.unwrap();

@@ -1,0 +1,209 @@
+//! `rewind restore SERVICE BACKUP_ID`: replaces a service's data with one
+//! of its backups. The backup is checked before anything changes, a safety
+//! backup of the current data is taken first, and a failed restore puts
+//! the safety backup back. The code and the service process are left
+//! alone: rolling back with the `data` strategy also restarts the service
+//! and checks its health.
+
+use std::time::SystemTime;
+
+use crate::cli::args::RestoreArgs;
+use crate::config::Config;
+use crate::engine::backup::Manifest;
+use crate::engine::coord::ServiceLock;
+use crate::engine::rollback::journal;
+use crate::engine::versions;
+
+use super::catalog::{self, Target, VersionLabels};
+use super::execution;
+
+/// Checks, confirms and runs the restore. Returns 0 when done, 1 when the
+/// restore failed (the safety backup was put back, or the output reports
+/// `REVERT FAILED`), 2 for an invalid id or a service without a backup
+/// table, 3 when refused before any change.
+pub async fn run(config: &Config, args: &RestoreArgs, read_only: bool) -> color_eyre::Result<i32> {
+    if let Some(code) = execution::refuse_read_only(config, read_only, "restore") {
+        return Ok(code);
+    }
+    let target = match catalog::open(config, &args.service) {
+        Ok(target) => target,
+        Err(code) => return Ok(code),
+    };
+    let name = &target.spec.name;
+    if let Err(error) = target.catalog.get(&args.backup_id) {
+        catalog::report(&error);
+        return Ok(catalog::lookup_exit_code(&error));
+    }
+    match journal::read(&config.state_dir, name) {
+        Ok(None) => {}
+        Ok(Some(state)) => {
+            eprintln!("error: {}", state.summary());
+            eprintln!("hint: finish it first with `rewind recover {name} --resume` or `--abort`");
+            return Ok(super::EXIT_REFUSED);
+        }
+        Err(error) => {
+            eprintln!("error: {}", catalog::with_causes(&error));
+            return Ok(super::EXIT_REFUSED);
+        }
+    }
+    let _lock = match ServiceLock::acquire(&config.state_dir, name) {
+        Ok(lock) => lock,
+        Err(error) => {
+            eprintln!("error: {error}");
+            if let Some(hint) = error.hint() {
+                eprintln!("hint: {hint}");
+            }
+            return Ok(super::EXIT_REFUSED);
+        }
+    };
+
+    let checked = target
+        .catalog
+        .check_restore(&args.backup_id, target.backup, |_| {})
+        .await;
+    let manifest = match checked {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            catalog::report(&error);
+            eprintln!("refused: nothing was changed");
+            return Ok(super::EXIT_REFUSED);
+        }
+    };
+    let commit = versions::resolve(&target.spec.deploy_dir, "HEAD").ok();
+    let labels = VersionLabels::read(target.spec);
+    print!("{}", render(&target, &manifest, commit.as_deref(), &labels));
+    if let Some(code) = execution::confirm(args.yes, "restore")? {
+        return Ok(code);
+    }
+    Ok(execute(&target, &manifest, commit.as_deref()).await)
+}
+
+/// Describes what the restore will do, before it is confirmed.
+fn render(
+    target: &Target,
+    manifest: &Manifest,
+    commit: Option<&str>,
+    labels: &VersionLabels,
+) -> String {
+    let name = &target.spec.name;
+    let created = catalog::format_time(manifest.created_at);
+    let age = catalog::format_age(manifest.age(SystemTime::now()));
+    let backup_version = labels
+        .label(manifest.commit.as_deref())
+        .map_or_else(String::new, |label| format!(" while {label} was deployed"));
+    let deployed = labels
+        .label(commit)
+        .unwrap_or_else(|| "an unknown version".to_owned());
+
+    let mut text = format!("Restore the data of {name} from backup {}\n", manifest.id);
+    text.push_str(&format!(
+        "  backup    taken {created} ({age} ago){backup_version}\n"
+    ));
+    text.push_str(&format!(
+        "            {}, {}, hash checked\n",
+        manifest.driver,
+        catalog::format_size(manifest.size)
+    ));
+    text.push_str(&format!(
+        "  data      {}\n",
+        catalog::describe_source(target.backup)
+    ));
+    text.push_str(&format!(
+        "  deployed  {deployed}; the code stays and the service is not restarted\n\n"
+    ));
+
+    text.push_str("Steps:\n");
+    text.push_str(&format!(
+        "  1. safety backup: back up the current data of {name} first, so this restore can be undone\n"
+    ));
+    text.push_str(&format!(
+        "  2. restore: replace the data with backup {}; data written after {created} is discarded\n",
+        manifest.id
+    ));
+    text
+}
+
+/// Takes the safety backup, restores, and puts the safety backup back when
+/// the restore fails. Returns the exit code.
+async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>) -> i32 {
+    let name = &target.spec.name;
+    let catalog = &target.catalog;
+
+    println!("[1/2] safety backup ...");
+    let safety = match catalog
+        .create(target.backup, commit, catalog::print_progress("written"))
+        .await
+    {
+        Ok(safety) => safety,
+        Err(error) => {
+            println!(
+                "      safety backup FAILED: {}",
+                catalog::with_causes(&error)
+            );
+            if let Some(hint) = error.hint() {
+                println!("hint: {hint}");
+            }
+            println!("failed: the data of {name} was not touched");
+            return super::EXIT_FAILED;
+        }
+    };
+    println!(
+        "      safety backup ok: {} ({})",
+        safety.id,
+        catalog::format_size(safety.size)
+    );
+
+    println!("[2/2] restore ...");
+    let restored = catalog
+        .restore(
+            manifest.id.as_str(),
+            target.backup,
+            catalog::print_progress("read"),
+        )
+        .await;
+    let error = match restored {
+        Ok(()) => {
+            println!("      restore ok");
+            println!(
+                "done: the data of {name} is restored from backup {}; safety backup {} holds \
+                 the data from before",
+                manifest.id, safety.id
+            );
+            return super::EXIT_OK;
+        }
+        Err(error) => error,
+    };
+    println!("      restore FAILED: {}", catalog::with_causes(&error));
+    if let Some(hint) = error.hint() {
+        println!("hint: {hint}");
+    }
+
+    println!("[revert] restore safety backup {} ...", safety.id);
+    match catalog
+        .restore(
+            safety.id.as_str(),
+            target.backup,
+            catalog::print_progress("read"),
+        )
+        .await
+    {
+        Ok(()) => {
+            println!("      revert ok");
+            println!("failed: {}", catalog::with_causes(&error));
+            println!(
+                "reverted: the data of {name} is back as it was, from safety backup {}",
+                safety.id
+            );
+        }
+        Err(revert_error) => {
+            println!("failed: {}", catalog::with_causes(&error));
+            println!("REVERT FAILED: {}", catalog::with_causes(&revert_error));
+            println!(
+                "the data of {name} may be partly restored; safety backup {} holds the data \
+                 from before: restore it with `rewind restore {name} {} --yes`",
+                safety.id, safety.id
+            );
+        }
+    }
+    super::EXIT_FAILED
+}

@@ -1,0 +1,358 @@
+//! The dashboard's side of the engines: starts the work each effect asks
+//! for in tasks, and reports back through engine events and messages, so
+//! the event loop never waits on git, HTTP, backups or a rollback.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::config::{Config, ServiceSpec};
+use crate::engine::backup::{Catalog, Progress};
+use crate::engine::coord::audit;
+use crate::engine::event::EngineEvent;
+use crate::engine::health::Monitor;
+use crate::engine::rollback::journal::{RecoveryMode, RunKind};
+use crate::engine::rollback::{self, Cancel, CancelHandle, RunOptions, RunOutcome, StepKind};
+use crate::engine::versions;
+
+use super::HISTORY_LIMIT;
+use super::update::{Effect, Msg};
+
+/// Everything the loop needs to start effects.
+pub(super) struct Engines {
+    pub config: Arc<Config>,
+    pub client: reqwest::Client,
+    pub monitor: Monitor,
+    pub events: mpsc::UnboundedSender<EngineEvent>,
+    pub messages: mpsc::UnboundedSender<Msg>,
+    pub git_slots: Arc<Semaphore>,
+    /// Cancels the run in progress; replaced when a run starts.
+    pub cancel: std::sync::Mutex<Option<CancelHandle>>,
+}
+
+impl Engines {
+    pub fn start(&self, effect: Effect) {
+        match effect {
+            Effect::BuildPlan {
+                service,
+                target,
+                backup,
+            } => self.build_plan(service, target, backup),
+            Effect::BuildUndo(service) => self.build_undo(service),
+            Effect::BuildRecovery { service, mode } => self.build_recovery(service, mode),
+            Effect::StartRun { plan, kind, reason } => self.start_run(*plan, kind, reason),
+            Effect::StartRecovery(recovery) => self.start_recovery(*recovery),
+            Effect::CancelRun => {
+                if let Ok(slot) = self.cancel.lock()
+                    && let Some(handle) = slot.as_ref()
+                {
+                    handle.cancel();
+                }
+            }
+            Effect::ProbeNow(service) => self.monitor.probe_now(&service),
+            Effect::RefreshVersions(service) => {
+                if let Some(spec) = self.config.service(&service) {
+                    self.refresh_versions(spec);
+                }
+            }
+            Effect::CheckUnfinished => self.check_unfinished(),
+            Effect::LoadHistory => self.load_history(),
+            Effect::LoadBackups(service) => self.load_backups(service),
+            Effect::TakeBackup(service) => self.take_backup(service),
+            Effect::VerifyBackups(service) => self.verify_backups(service),
+        }
+    }
+
+    pub fn load_backups(&self, service: String) {
+        let Some(spec) = self.config.service(&service) else {
+            return;
+        };
+        if spec.backup.is_none() {
+            return;
+        }
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = Catalog::open(&state_dir, &service)
+                .and_then(|catalog| catalog.list())
+                .map_err(|error| error.to_string());
+            let _ = messages.send(Msg::BackupsLoaded { service, result });
+        });
+    }
+
+    /// Takes a backup with progress in the run pane, then prunes to `keep`.
+    fn take_backup(&self, service: String) {
+        let Some(spec) = self.config.service(&service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let outcome = backup_now(&spec, &state_dir, &events).await;
+            let _ = events.send(EngineEvent::RunFinished {
+                service: spec.name.clone(),
+                outcome,
+            });
+        });
+    }
+
+    fn verify_backups(&self, service: String) {
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::spawn(async move {
+            let Ok(catalog) = Catalog::open(&state_dir, &service) else {
+                return;
+            };
+            let mut results = Vec::new();
+            for manifest in catalog.list().unwrap_or_default() {
+                let id = manifest.id.as_str().to_owned();
+                let ok = catalog.verify(&id).await.is_ok();
+                results.push((id, ok));
+            }
+            let _ = messages.send(Msg::BackupsVerified { service, results });
+        });
+    }
+
+    pub fn refresh_versions(&self, spec: &ServiceSpec) {
+        let spec = spec.clone();
+        let events = self.events.clone();
+        let slots = Arc::clone(&self.git_slots);
+        tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let name = spec.name.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                versions::read(&spec.deploy_dir, spec.branch.as_deref(), HISTORY_LIMIT)
+            })
+            .await;
+            let event = match read {
+                Ok(Ok(info)) => EngineEvent::VersionsLoaded {
+                    service: name,
+                    info,
+                },
+                Ok(Err(error)) => EngineEvent::VersionsFailed {
+                    service: name,
+                    error: error.to_string(),
+                },
+                Err(join_error) => EngineEvent::VersionsFailed {
+                    service: name,
+                    error: format!("reading versions panicked: {join_error}"),
+                },
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    fn build_plan(&self, service: String, target: String, backup: Option<String>) {
+        let Some(spec) = self.config.service(&service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let request = rollback::PlanRequest {
+                target: Some(target),
+                strategy: None,
+                backup,
+            };
+            let result = rollback::plan_rollback(&spec, &state_dir, &request)
+                .map(Box::new)
+                .map_err(|error| with_hint(&error, error.hint(&spec.name)));
+            let _ = messages.send(Msg::PlanBuilt { service, result });
+        });
+    }
+
+    fn build_undo(&self, service: String) {
+        let Some(spec) = self.config.service(&service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = rollback::plan_undo(&spec, &state_dir)
+                .map(Box::new)
+                .map_err(|error| with_hint(&error, error.hint(&spec.name)));
+            let _ = messages.send(Msg::PlanBuilt { service, result });
+        });
+    }
+
+    fn build_recovery(&self, service: String, mode: RecoveryMode) {
+        let Some(spec) = self.config.service(&service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = rollback::plan_recovery(&spec, &state_dir, mode)
+                .map(Box::new)
+                .map_err(|error| with_hint(&error, error.hint()));
+            let _ = messages.send(Msg::RecoveryBuilt { service, result });
+        });
+    }
+
+    /// Returns a fresh cancel token and keeps its handle for `c`.
+    fn new_cancel(&self) -> Cancel {
+        let (handle, cancel) = Cancel::pair();
+        if let Ok(mut slot) = self.cancel.lock() {
+            *slot = Some(handle);
+        }
+        cancel
+    }
+
+    fn start_run(&self, plan: rollback::Plan, kind: RunKind, reason: Option<String>) {
+        let Some(spec) = self.config.service(&plan.service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let client = self.client.clone();
+        let events = self.events.clone();
+        let options = RunOptions {
+            kind,
+            reason,
+            cancel: self.new_cancel(),
+        };
+        tokio::spawn(async move {
+            rollback::execute(&plan, &spec, &state_dir, &client, &events, options).await;
+        });
+    }
+
+    fn start_recovery(&self, recovery: rollback::RecoveryPlan) {
+        let Some(spec) = self.config.service(&recovery.service).cloned() else {
+            return;
+        };
+        let state_dir = self.config.state_dir.clone();
+        let client = self.client.clone();
+        let events = self.events.clone();
+        let cancel = self.new_cancel();
+        tokio::spawn(async move {
+            let result =
+                rollback::recover(&recovery, &spec, &state_dir, &client, &events, cancel).await;
+            // A recovery that could not start sends no outcome; report it here.
+            if let Err(error) = result {
+                let _ = events.send(EngineEvent::RunFinished {
+                    service: spec.name.clone(),
+                    outcome: RunOutcome::Refused {
+                        reason: with_hint(&error, error.hint()),
+                    },
+                });
+            }
+        });
+    }
+
+    fn check_unfinished(&self) {
+        let config = Arc::clone(&self.config);
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || {
+            let unfinished = config
+                .services
+                .iter()
+                .filter_map(
+                    |spec| match rollback::journal::read(&config.state_dir, &spec.name) {
+                        Ok(Some(state)) => Some((spec.name.clone(), state.summary())),
+                        Ok(None) => None,
+                        Err(error) => Some((spec.name.clone(), error.to_string())),
+                    },
+                )
+                .collect();
+            let _ = messages.send(Msg::UnfinishedFound(unfinished));
+        });
+    }
+
+    fn load_history(&self) {
+        let state_dir = self.config.state_dir.clone();
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || match audit::read(&state_dir, None) {
+            Ok(entries) => {
+                let _ = messages.send(Msg::HistoryLoaded(entries));
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the audit log"),
+        });
+    }
+}
+
+/// Takes a backup of `spec` now, reporting it as a one-step run, and prunes
+/// the catalog to `keep`, sparing backups an unfinished run needs.
+async fn backup_now(
+    spec: &ServiceSpec,
+    state_dir: &std::path::Path,
+    events: &mpsc::UnboundedSender<EngineEvent>,
+) -> RunOutcome {
+    let service = spec.name.clone();
+    let send = |event| {
+        let _ = events.send(event);
+    };
+    send(EngineEvent::StepStarted {
+        service: service.clone(),
+        step: StepKind::SafetyBackup,
+        index: 0,
+        total: 1,
+    });
+    let result = take_and_prune(spec, state_dir, events).await;
+    let (ok, detail) = match &result {
+        Ok(detail) => (true, detail.clone()),
+        Err(error) => (false, error.clone()),
+    };
+    send(EngineEvent::StepFinished {
+        service,
+        step: StepKind::SafetyBackup,
+        ok,
+        detail,
+    });
+    match result {
+        Ok(_) => RunOutcome::Succeeded,
+        Err(reason) => RunOutcome::Refused { reason },
+    }
+}
+
+async fn take_and_prune(
+    spec: &ServiceSpec,
+    state_dir: &std::path::Path,
+    events: &mpsc::UnboundedSender<EngineEvent>,
+) -> Result<String, String> {
+    let backup = spec
+        .backup
+        .as_ref()
+        .ok_or_else(|| format!("`{}` has no backup table", spec.name))?;
+    let catalog = Catalog::open(state_dir, &spec.name).map_err(|error| error.to_string())?;
+    let head = versions::resolve(&spec.deploy_dir, "HEAD").ok();
+    let progress_events = events.clone();
+    let service = spec.name.clone();
+    let progress = move |progress: Progress| {
+        if let Progress::ToolOutput(line) = progress {
+            let _ = progress_events.send(EngineEvent::StepOutput {
+                service: service.clone(),
+                line,
+            });
+        }
+    };
+    let manifest = catalog
+        .create(backup, head.as_deref(), progress)
+        .await
+        .map_err(|error| with_hint(&error, error.hint()))?;
+
+    let protected = rollback::journal::read(state_dir, &spec.name)
+        .ok()
+        .flatten()
+        .map(|state| state.backup_ids())
+        .unwrap_or_default();
+    let pruned = catalog
+        .prune(backup.keep, &protected)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(format!(
+        "backup {} ({} bytes); {} older removed by keep = {}",
+        manifest.id.as_str(),
+        manifest.size,
+        pruned.len(),
+        backup.keep
+    ))
+}
+
+/// Joins an error and its hint into one line for the footer.
+fn with_hint(error: &dyn std::fmt::Display, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) => format!("{error} ({hint})"),
+        None => error.to_string(),
+    }
+}
