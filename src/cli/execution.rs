@@ -1,4 +1,4 @@
-//! What `rollback`, `undo` and `recover` share: the confirmation prompt,
+//! Parts that `rollback`, `undo` and `recover` share: the confirmation prompt,
 //! SIGINT as a cancel, and printing the run's events as they arrive.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -50,7 +50,7 @@ pub fn refuse_read_only(config: &Config, read_only_flag: bool, command: &str) ->
     Some(super::EXIT_REFUSED)
 }
 
-/// Turns the first SIGINT into a cancel of the run; later ones only say
+/// Turns the first SIGINT into a cancel of the run; later ones only print
 /// that the cancel is under way.
 pub fn cancel_on_interrupt() -> std::io::Result<(Cancel, JoinHandle<()>)> {
     let (handle, cancel) = Cancel::pair();

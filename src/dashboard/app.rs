@@ -204,7 +204,7 @@ pub struct StepView {
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub service: String,
-    /// What the run does, as its title shows it: rollback, undo, resume, abort.
+    /// Kind of the run as its title shows it: rollback, undo, resume, abort, backup.
     pub kind: String,
     pub from: String,
     pub to: String,
@@ -326,7 +326,7 @@ pub struct App {
     pub read_only: bool,
     /// Kind of the run the open plan dialog starts: a rollback or an undo.
     pub pending_kind: RunKind,
-    /// Why the run is made, written in the plan dialog.
+    /// Reason for the run, written in the plan dialog.
     pub reason: Input,
     /// Lines the run pane is scrolled up from its newest line.
     pub run_scroll: usize,

@@ -1,5 +1,5 @@
-//! The dashboard's side of the engines: starts the work each effect asks
-//! for in tasks, and reports back through engine events and messages, so
+//! The dashboard's side of the engines: starts the work each effect
+//! requests in tasks, and reports back through engine events and messages, so
 //! the event loop never waits on git, HTTP, backups or a rollback.
 
 use std::sync::Arc;

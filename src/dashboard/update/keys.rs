@@ -1,5 +1,5 @@
 //! Keys: each key press becomes an action from the key table, and each
-//! action changes the state or asks the event loop for an effect.
+//! action changes the state or requests an effect from the event loop.
 
 use crossterm::event::{Event, KeyEvent};
 use tui_input::backend::crossterm::EventHandler;

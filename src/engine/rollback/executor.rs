@@ -20,7 +20,7 @@ use super::revert::revert_outcome;
 use super::steps::{blocking, checkout, restart, restore_data, safety_backup, settle, verify};
 use super::{Plan, RunOutcome, StepKind};
 
-/// Who started a run, why, and how to stop it.
+/// Options of a run: its kind, its reason and its cancel token.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub kind: RunKind,
@@ -99,7 +99,7 @@ pub async fn execute(
     outcome
 }
 
-/// Takes the lock and opens the run's journal, or says why the run cannot start.
+/// Takes the lock and opens the run's journal, or returns why the run cannot start.
 fn prepare(
     plan: &Plan,
     spec: &ServiceSpec,
@@ -171,9 +171,9 @@ async fn check_unchanged(plan: &Plan, spec: &ServiceSpec) -> Result<String, Stri
     }
 }
 
-/// Runs the plan's steps after the clean check (safety backup, checkout,
-/// data restore, restart, verification, settle time), skipping the steps
-/// in `done`; returns why it failed, if it did.
+/// Runs the plan's steps after the clean check: safety backup, checkout,
+/// data restore, restart, verification and settle time. Steps in `done`
+/// are skipped. Returns the reason of the first failure, if any.
 pub(super) async fn change_version(
     plan: &Plan,
     spec: &ServiceSpec,

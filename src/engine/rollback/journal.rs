@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Plan, RunOutcome, StepKind};
 
-/// What started a run.
+/// Kind of a run: a rollback or an undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
@@ -24,7 +24,7 @@ pub enum RunKind {
     Undo,
 }
 
-/// How an unfinished run is being recovered.
+/// Mode of a recovery of an unfinished run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecoveryMode {

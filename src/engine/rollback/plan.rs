@@ -65,7 +65,7 @@ pub struct BackupRef {
     pub label: String,
 }
 
-/// What a rollback request asks for.
+/// Request for a rollback plan: target, strategy and backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanRequest {
     /// Target version: a commit id, tag, branch or `HEAD~N`. `None` keeps
@@ -136,7 +136,7 @@ impl RollbackError {
 }
 
 /// Builds the plan that moves `spec` from its deployed version to `rev`
-/// with the code strategy, whatever the configuration says.
+/// with the code strategy, whatever strategy the configuration sets.
 pub fn build_plan(spec: &ServiceSpec, rev: &str) -> Result<Plan, RollbackError> {
     let request = PlanRequest {
         target: Some(rev.to_owned()),

@@ -21,7 +21,7 @@ use super::revert::{revert, revert_outcome};
 use super::steps::blocking;
 use super::{Plan, PlannedStep, RunOutcome, StepKind};
 
-/// What a recovery will do, shown before it runs.
+/// Recovery of an unfinished run, as shown before it runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecoveryPlan {
     pub service: String,

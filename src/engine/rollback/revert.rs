@@ -37,7 +37,7 @@ pub(super) async fn revert_outcome(
 
 /// Checks the original version out again, restores the safety backup
 /// `data` when the run touched the data, and restarts. A force checkout is
-/// used only when the tree holds nothing but the run's own changes.
+/// used only when the tree contains nothing but the run's own changes.
 pub(super) async fn revert(
     plan: &Plan,
     spec: &ServiceSpec,

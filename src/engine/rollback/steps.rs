@@ -20,7 +20,7 @@ use super::report::Reporter;
 /// service is up.
 const VERIFY_POLL: Duration = Duration::from_millis(100);
 
-/// Longest time between probes during the settle time.
+/// Maximum time between probes during the settle time.
 const SETTLE_POLL: Duration = Duration::from_secs(1);
 
 /// Backs up the current data and records the backup's id, so a revert
