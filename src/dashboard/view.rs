@@ -192,10 +192,22 @@ fn render_footer(frame: &mut Frame, area: Rect, app: &App) {
         if binding.short.is_empty() || idle_cancel {
             continue;
         }
-        spans.push(Span::styled(format!(" {}", binding.label), theme::key()));
+        spans.push(Span::styled(
+            format!(" {}", footer_label(binding.label)),
+            theme::key(),
+        ));
         spans.push(Span::raw(format!(" {} ", binding.short)));
     }
     frame.render_widget(Line::from(spans), area);
+}
+
+/// Returns the key label for the footer: `Tab/S-Tab` and `q/C-c` show only
+/// their first key there, to fit 80 columns; the help lists both.
+fn footer_label(label: &str) -> &str {
+    match label.split_once('/') {
+        Some((first, _)) if first.chars().count() > 1 || label.ends_with("C-c") => first,
+        _ => label,
+    }
 }
 
 /// Returns a centred area of at most `width` x `height` inside `area`.

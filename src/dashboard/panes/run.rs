@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
-use crate::dashboard::app::App;
+use crate::dashboard::app::{App, StepStatus};
 use crate::dashboard::theme;
 use crate::engine::rollback::RunOutcome;
 
@@ -30,7 +30,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    let steps_height = run.steps.len() as u16;
+    // Short panes keep three rows for output and show the steps around the
+    // newest one that started.
+    const LOG_ROWS: usize = 3;
+    let room = (inner.height as usize).saturating_sub(1 + LOG_ROWS).max(1);
+    let shown = run.steps.len().min(room);
+    let active = run
+        .steps
+        .iter()
+        .rposition(|step| step.status != StepStatus::Pending)
+        .unwrap_or(0);
+    let first = (active + 1)
+        .saturating_sub(shown)
+        .min(run.steps.len() - shown);
+    let steps_height = shown as u16;
     let [gauge_area, steps_area, log_area] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(steps_height),
@@ -59,8 +72,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     frame.render_widget(gauge, gauge_area);
 
     let width = steps_area.width as usize;
-    let steps: Vec<Line> = run
-        .steps
+    let steps: Vec<Line> = run.steps[first..first + shown]
         .iter()
         .map(|step| {
             let text = if step.detail.is_empty() {
