@@ -37,6 +37,11 @@ pub fn request(to: &Option<String>, data: &DataArgs) -> PlanRequest {
 /// Prints why no plan could be built and returns exit code 3.
 pub fn refused(service: &str, error: &RollbackError) -> i32 {
     eprintln!("error: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
     if let Some(hint) = error.hint(service) {
         eprintln!("hint: {hint}");
     }

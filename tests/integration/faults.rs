@@ -132,3 +132,71 @@ fn deleted_deploy_dir_fails_with_clear_message() {
     assert!(stdout.contains("cannot check out v1.2.0"), "{stdout}");
     assert!(!fixture.repo.exists());
 }
+
+#[test]
+fn force_pushed_away_revision_is_refused() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    // A release that a force push dropped: its tag is gone and, after a
+    // garbage collection, so is its commit object.
+    let repo = git2::Repository::open(&fixture.repo).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let signature = git2::Signature::now("Dev", "dev@test.invalid").unwrap();
+    let dropped = repo
+        .commit(
+            None,
+            &signature,
+            &signature,
+            "dropped release",
+            &head.tree().unwrap(),
+            &[&head],
+        )
+        .unwrap()
+        .to_string();
+    repo.tag_lightweight(
+        "v1.3.0",
+        &repo.find_object(dropped.parse().unwrap(), None).unwrap(),
+        false,
+    )
+    .unwrap();
+    repo.tag_delete("v1.3.0").unwrap();
+    let object = fixture
+        .repo
+        .join(".git/objects")
+        .join(&dropped[..2])
+        .join(&dropped[2..]);
+    std::fs::remove_file(&object).unwrap();
+
+    for target in ["v1.3.0", dropped.as_str()] {
+        fixture
+            .rewind(&["rollback", "web", "--to", target, "--yes"])
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains(format!(
+                "unknown revision `{target}`"
+            )))
+            .stderr(predicate::str::contains("hint: run `rewind versions web`"));
+    }
+    assert_eq!(fixture.head(), fixture.commits[2]);
+}
+
+#[test]
+fn missing_history_object_names_the_cause() {
+    let fixture = Fixture::new(THREE_RELEASES, &["true"], "");
+    // A damaged clone: a commit in the middle of the history is missing.
+    let commit = &fixture.commits[1];
+    let object = fixture
+        .repo
+        .join(".git/objects")
+        .join(&commit[..2])
+        .join(&commit[2..]);
+    std::fs::remove_file(&object).unwrap();
+
+    fixture
+        .rewind(&["rollback", "web", "--to", "v1.0.0", "--yes"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("git operation failed in"))
+        .stderr(predicate::str::contains("caused by:"))
+        .stderr(predicate::str::contains(&commit[..7]));
+    assert_eq!(fixture.head(), fixture.commits[2]);
+}
