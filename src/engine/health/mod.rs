@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::HealthSpec;
 
-pub use monitor::Monitor;
+pub use monitor::{Monitor, observe_lateness};
 pub use probe::{client, probe, redact_url, wait_healthy};
 
 /// Number of samples kept per service.

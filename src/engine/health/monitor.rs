@@ -2,7 +2,8 @@
 //! an event per sample.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -14,6 +15,17 @@ use super::{MIN_PERIOD, Tracker};
 use crate::config::{HealthSpec, ServiceSpec};
 use crate::engine::event::EngineEvent;
 
+/// Function that receives the lateness of every probe, set once per process.
+static LATENESS_OBSERVER: OnceLock<fn(Duration)> = OnceLock::new();
+
+/// Sets a function that every probe task calls just before a probe starts,
+/// with the time since the probe was due: its lateness. Benchmarks use it;
+/// the dashboard and the CLI never set it. Returns `false`, and changes
+/// nothing, when an observer is already set.
+pub fn observe_lateness(observer: fn(Duration)) -> bool {
+    LATENESS_OBSERVER.set(observer).is_ok()
+}
+
 /// Handle to the running monitor. Dropping it stops every probe task.
 pub struct Monitor {
     tasks: Vec<JoinHandle<()>>,
@@ -24,8 +36,11 @@ impl Monitor {
     /// Starts one task per service that probes on its interval and sends a
     /// [`EngineEvent::ProbeCompleted`] for each sample.
     ///
-    /// The first probe of each service starts at once. A task stops when the
-    /// monitor is dropped or when the receiver of `events` is dropped.
+    /// The first probe of each service starts at once. The periodic probes
+    /// that follow are spread over the interval by the service's position in
+    /// `services`, so that a thousand services with the same interval do not
+    /// all probe in the same millisecond. A task stops when the monitor is
+    /// dropped or when the receiver of `events` is dropped.
     ///
     /// # Panics
     ///
@@ -38,12 +53,13 @@ impl Monitor {
         let mut tasks = Vec::with_capacity(services.len());
         let mut wakers = HashMap::with_capacity(services.len());
 
-        for service in services {
+        for (index, service) in services.iter().enumerate() {
             let waker = Arc::new(Notify::new());
             let task = ServiceTask {
                 client: client.clone(),
                 service: service.name.clone(),
                 spec: service.health.clone(),
+                phase: index as f64 / services.len() as f64,
                 waker: Arc::clone(&waker),
                 events: events.clone(),
             };
@@ -80,6 +96,9 @@ struct ServiceTask {
     client: reqwest::Client,
     service: String,
     spec: HealthSpec,
+    /// Share of the interval, from 0 to 1, by which the periodic probes of
+    /// this service follow the monitor's start.
+    phase: f64,
     waker: Arc<Notify>,
     events: mpsc::UnboundedSender<EngineEvent>,
 }
@@ -90,17 +109,29 @@ impl ServiceTask {
     async fn run(self) {
         let service = self.service.as_str();
         let mut tracker = Tracker::new(&self.spec);
-        let mut ticker = time::interval(self.spec.interval.max(MIN_PERIOD));
+        let period = self.spec.interval.max(MIN_PERIOD);
+        let started = time::Instant::now();
+        let mut ticker = time::interval_at(started + period + period.mul_f64(self.phase), period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         debug!(service, url = %redact_url(&self.spec.url), "health probe task started");
 
+        let mut first = Some(started);
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = self.waker.notified() => ticker.reset(),
-                _ = self.events.closed() => break,
-            }
+            let due = match first.take() {
+                Some(due) => due,
+                None => tokio::select! {
+                    due = ticker.tick() => due,
+                    _ = self.waker.notified() => {
+                        ticker.reset();
+                        time::Instant::now()
+                    }
+                    _ = self.events.closed() => break,
+                },
+            };
 
+            if let Some(observer) = LATENESS_OBSERVER.get() {
+                observer(due.elapsed());
+            }
             let sample = tokio::select! {
                 sample = probe(&self.client, &self.spec) => sample,
                 _ = self.events.closed() => break,
