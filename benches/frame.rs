@@ -1,13 +1,17 @@
-//! Frame: draws the whole dashboard of N services (histories, a full sample
-//! history each, a running rollback) into 200x60 and 80x24 test buffers,
-//! beside a floor that fills and diffs a screen of the same size and text
-//! with plain ratatui. It then counts the bytes a crossterm backend writes
-//! for a full repaint and for the frame after one service changes state.
+//! Frame: draws the whole dashboard of N services into 200x60 and 80x24
+//! test buffers, with histories, a full sample history each and a running
+//! rollback. Beside it, a floor fills and diffs a screen of the same size
+//! and text with plain ratatui. It then counts the bytes a crossterm
+//! backend writes for a full repaint and for the frame after one service
+//! changes state.
 //!
 //! `cargo bench --bench frame` runs criterion on each case, then a paired
 //! run that alternates subject and floor and prints median and p99 per
 //! frame, the ratios and the byte counts. Parameters (environment):
 //! `FRAME_ROUNDS` (default 15) rounds of `FRAME_BATCH` (default 200) frames.
+//! For profiling, `FRAME_PROFILE=N` only draws N services 200 times at
+//! 80x24 (with callgrind, `--toggle-collect=*draw_many*`), and
+//! `FRAME_DUMP=1` only prints the bytes of the frames after a change.
 
 mod support;
 
@@ -130,7 +134,7 @@ fn floor_lines(app: &App, width: u16, height: u16) -> Vec<Line<'static>> {
         .collect()
 }
 
-/// The floor: one prepared line per row, drawn with ratatui's own diff.
+/// Draws the floor: one prepared line per row, through ratatui's own diff.
 fn draw_floor(terminal: &mut Terminal<TestBackend>, lines: &[Line<'static>]) {
     terminal
         .draw(|frame| {

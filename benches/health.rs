@@ -1,7 +1,7 @@
 //! Health: rewind's monitor probing N HTTP endpoints on 127.0.0.1 every
-//! second, beside the floor loop (one tokio interval per target, one
-//! shared reqwest client) and beside prometheus-blackbox-exporter driven at
-//! the same rate, and again while the dashboard folds the events and draws.
+//! second, alone and while the dashboard folds the events and draws. Beside
+//! it run the floor loop (one tokio interval per target, one shared reqwest
+//! client) and prometheus-blackbox-exporter driven at the same rate.
 //!
 //! One server process on core 1 serves every endpoint; each client runs
 //! alone on core 0. Every run warms up, then measures CPU time, resident
@@ -81,10 +81,12 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        let wanted = std::env::var("CONFIGS").unwrap_or_default();
+        let requested = std::env::var("CONFIGS").unwrap_or_default();
         let configs = CONFIGS
             .into_iter()
-            .filter(|config| wanted.is_empty() || wanted.split(',').any(|w| w == *config))
+            .filter(|config| {
+                requested.is_empty() || requested.split(',').any(|name| name == *config)
+            })
             .collect();
         Settings {
             targets: support::param("TARGETS", 1_000),
@@ -98,7 +100,7 @@ impl Settings {
     }
 }
 
-/// What one run measured.
+/// Measurements of one run.
 #[derive(Debug, Default, Clone)]
 struct RunResult {
     probes: f64,
@@ -189,27 +191,27 @@ fn run_once(settings: &Settings, config: &str) -> RunResult {
     if config == "blackbox" {
         return run_blackbox(settings);
     }
-    let mut server = Server::start(settings.targets, None);
+    let server = Server::start(settings.targets, None);
     let exe = std::env::current_exe().expect("current executable");
     let role = if config == "floor" { "floor" } else { "rewind" };
+    let dashboard = if config == "rewind+dashboard" {
+        "1"
+    } else {
+        "0"
+    };
+
+    // The client measures itself; the server only serves it.
     let output = support::pinned(CLIENT_CORE, exe)
         .env(ROLE_ENV, role)
         .env("TARGET_PORTS", &server.ports)
         .env("WARMUP_SECONDS", settings.warmup.to_string())
         .env("MEASURE_SECONDS", settings.measure.to_string())
-        .env(
-            "DASHBOARD",
-            if config == "rewind+dashboard" {
-                "1"
-            } else {
-                "0"
-            },
-        )
+        .env("DASHBOARD", dashboard)
         .stderr(Stdio::inherit())
         .output()
         .expect("run the client");
-    server.start_measuring();
     let _ = server.finish();
+
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text
         .lines()
@@ -326,8 +328,8 @@ fn report(settings: &Settings, machine: &str, results: &BTreeMap<&str, Vec<RunRe
         let p50 = of(|run| run.late_p50_us);
         let p99 = of(|run| run.late_p99_us);
         let max = of(|run| run.late_max_us);
-        let fewest = of(|run| run.per_target_min);
-        let most = of(|run| run.per_target_max);
+        let lowest = of(|run| run.per_target_min);
+        let highest = of(|run| run.per_target_max);
         let ratio = floor_cpu.map_or(String::new(), |floor| {
             format!(" ({}x floor)", number(cpu.median / floor))
         });
@@ -341,8 +343,8 @@ fn report(settings: &Settings, machine: &str, results: &BTreeMap<&str, Vec<RunRe
             number(p99.min),
             number(p99.max),
             number(max.max),
-            fewest.min,
-            most.max,
+            lowest.min,
+            highest.max,
         ));
     }
     text.push_str(

@@ -130,7 +130,7 @@ fn run_once(targets: usize, minutes: u64) -> String {
         .spawn_command(command)
         .expect("start the dashboard");
     let dashboard_pid = dashboard.process_id().expect("dashboard pid");
-    // The dashboard blocks when nobody reads its terminal.
+    // The dashboard blocks when its terminal output is not read.
     std::thread::spawn(move || {
         let mut buffer = [0u8; 65536];
         while reader.read(&mut buffer).is_ok_and(|read| read > 0) {}

@@ -1,8 +1,8 @@
 //! Rollback: a code rollback of a demo service whose start takes a fixed
 //! time, from confirming it (`rewind rollback --yes`) to the service
-//! reported healthy, beside `benches/scripts/rollback.sh` doing the same
-//! steps (checkout, the restart command, then polling the health URL every
-//! 0.1 s, and every 1 s).
+//! reported healthy. Beside it, `benches/scripts/rollback.sh` does the same
+//! steps: checkout, the restart command, then polling the health URL every
+//! 0.1 s, or every 1 s.
 //!
 //! Everything runs on core 0: rewind or the script, the restart command and
 //! the service it starts. Each round runs the three in a rotating order,
@@ -261,7 +261,7 @@ impl Fixture {
     }
 }
 
-/// Tells whether the health URL answers 200 now.
+/// Tells whether the health URL returns 200 now.
 fn healthy(url: &str) -> bool {
     Command::new("curl")
         .args(["-fs", "-o", "/dev/null", "--max-time", "1", url])

@@ -9,7 +9,10 @@
 //!
 //! `cargo bench --bench versions`. Parameters (environment):
 //! `VERSIONS_REPOS` (200), `VERSIONS_COMMITS` (1000), `VERSIONS_FILES`
-//! (2000), `VERSIONS_ROUNDS` (5), `STARTS` (7).
+//! (2000), `VERSIONS_ROUNDS` (5), `STARTS` (7). For profiling,
+//! `VERSIONS_PROFILE=read|dirty|head` only runs that operation 50 times on
+//! one repository (with callgrind, `--toggle-collect=*run_many*`), and
+//! `VERSIONS_SHOW_SCREEN=1` prints the dashboard's screen as it is judged.
 
 mod support;
 
@@ -112,9 +115,10 @@ fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
     output.stdout
 }
 
-/// Builds one repository with `git fast-import` (first commit adds every
-/// file, each later commit changes three; a tag on every twentieth commit,
-/// the newest ten commits behind HEAD) and clones it `count` times.
+/// Builds one repository with `git fast-import` and clones it `count`
+/// times. The first commit adds every file and each later commit changes
+/// three. Every twentieth commit has a tag, the newest ten commits behind
+/// HEAD.
 fn build_repositories(dir: &Path, count: usize, commits: usize, files: usize) -> Vec<PathBuf> {
     let base = dir.join("base");
     std::fs::create_dir_all(&base).expect("create the base folder");
@@ -184,9 +188,9 @@ fn build_repositories(dir: &Path, count: usize, commits: usize, files: usize) ->
             .expect("run git clone");
         assert!(status.success(), "git clone failed");
     }
-    // Files written in the same second as the index are "racily clean" and
-    // both git and libgit2 would compare their contents; a refresh a
-    // second later settles every index, as on a deploy host.
+    // Files written in the same second as the index are "racily clean", so
+    // both git and libgit2 would compare their contents. A refresh a second
+    // later settles every index, as on a deploy host.
     std::thread::sleep(Duration::from_millis(1_100));
     for path in &paths {
         git(path, &["update-index", "-q", "--refresh"]);
@@ -478,15 +482,33 @@ fn first_frame(dir: &Path, paths: &[PathBuf]) -> String {
             let screen = parser.screen().contents();
             if first_at.is_none() && screen.contains("rewind") {
                 first_at = Some(at - start);
+                if std::env::var_os("VERSIONS_SHOW_SCREEN").is_some() {
+                    eprintln!("{screen}");
+                }
             }
-            // The services pane shows `…` as the version until it is read.
+            // The services pane shows `…` as the version until it is read. A
+            // row counts once both borders of the focused pane (`┃`) arrived,
+            // because a read can end in the middle of a frame, and only its
+            // cells between the borders count.
             let rows: Vec<&str> = screen
                 .lines()
-                .filter(|line| line.contains("svc-"))
+                .filter(|line| line.starts_with('┃') && line.contains("svc-"))
                 .collect();
-            if !rows.is_empty() && rows.iter().all(|row| !row.contains('…')) {
+            let complete = |row: &&str| {
+                let mut pane = row.split('┃');
+                // Before the first border, the row inside the pane, the rest.
+                let (_, inside, rest) = (pane.next(), pane.next(), pane.next());
+                rest.is_some() && inside.is_some_and(|cells| !cells.contains('…'))
+            };
+            if rows.len() >= 20 && rows.iter().all(complete) {
                 filled_at = Some(at - start);
+                if std::env::var_os("VERSIONS_SHOW_SCREEN").is_some() {
+                    eprintln!("filled:\n{screen}");
+                }
             }
+        }
+        if filled_at.is_none() && std::env::var_os("VERSIONS_SHOW_SCREEN").is_some() {
+            eprintln!("not filled:\n{}", parser.screen().contents());
         }
         let mut writer = pty.master.take_writer().expect("pty writer");
         let _ = writer.write_all(b"q");

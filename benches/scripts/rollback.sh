@@ -1,7 +1,7 @@
 #!/bin/sh
 # The shell script that the rollback benchmark compares rewind with: check
 # out a version, run the restart command, then poll the health URL until it
-# answers 2xx. Usage:
+# returns 2xx. Usage:
 #   rollback.sh DEPLOY_DIR REVISION HEALTH_URL POLL_SECONDS RESTART_COMMAND...
 # The restart command runs in DEPLOY_DIR. Exits 1 when the service is not
 # healthy within 60 seconds.

@@ -148,8 +148,8 @@ pub fn versions(i: usize) -> VersionInfo {
     }
 }
 
-/// Returns sample `n` of service `i`: every service answers, and one in
-/// ten fails with a status 500 now and then.
+/// Returns sample `n` of service `i`: every service responds, and one in
+/// ten returns status 500 now and then.
 pub fn sample(i: usize, n: usize) -> Sample {
     let failing = i % 10 == 3 && n.is_multiple_of(7);
     Sample {

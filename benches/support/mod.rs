@@ -31,15 +31,6 @@ pub fn is_bench_run() -> bool {
     std::env::args().any(|arg| arg == "--bench")
 }
 
-/// Returns the arguments after the program name that are not cargo's
-/// `--bench` flag: the benchmark name filters.
-pub fn filters() -> Vec<String> {
-    std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect()
-}
-
 /// Re-executes the current program pinned to `core` with `taskset`, once.
 /// Returns when the process already runs pinned, or when `taskset` is
 /// missing (then with a warning on stderr).

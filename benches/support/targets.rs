@@ -1,8 +1,8 @@
 //! The processes of the health and memory scenarios. A benchmark binary
 //! re-executes itself with `REWIND_BENCH_ROLE` set to run one of them:
 //!
-//! - `server`: N HTTP endpoints on 127.0.0.1, one port each, answering
-//!   `GET /health` with 200. With `BLACKBOX_ADDR` it also drives a
+//! - `server`: N HTTP endpoints on 127.0.0.1, one port each, that return
+//!   200 to `GET /health`. With `BLACKBOX_ADDR` it also drives a
 //!   prometheus-blackbox-exporter at one probe per target per interval and
 //!   measures, per probe, the time from its due time to its arrival here.
 //! - `floor`: the floor loop, one tokio interval per target and one shared
@@ -145,7 +145,7 @@ fn phase(index: usize, count: usize, period: Duration) -> Duration {
     period.mul_f64(index as f64 / count.max(1) as f64)
 }
 
-/// The floor loop: one interval per target, one shared client. The
+/// Runs the floor loop: one interval per target, one shared client. The
 /// intervals start spread over the period, as rewind's monitor spreads its
 /// periodic probes, so that lateness compares like with like.
 async fn floor(ports: Vec<u16>, per_target: Arc<Vec<AtomicU64>>) {
@@ -237,8 +237,8 @@ async fn rewind_monitor(
 
 type SinkTerminal = ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::Sink>>;
 
-/// A 200x60 terminal that encodes frames as the dashboard's does and
-/// drops the bytes.
+/// Returns a 200x60 terminal that encodes frames as the dashboard's does
+/// and drops the bytes.
 fn sink_terminal() -> SinkTerminal {
     let options = ratatui::TerminalOptions {
         viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 200, 60)),
