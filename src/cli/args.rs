@@ -1,4 +1,4 @@
-//! Command-line arguments as clap types. Nothing outside `cli/` sees them:
+//! Command-line arguments as clap types. Nothing outside `cli/` uses them:
 //! each subcommand converts its arguments into checked settings first.
 
 use std::path::PathBuf;
@@ -95,10 +95,10 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// How a rollback treats the service's data.
+/// Data options of a rollback: the strategy and the backup to restore.
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// What to put back: code, data or code+data [default: the service's `strategy`]
+    /// Strategy: code, data or code+data [default: the service's `strategy`]
     #[arg(long, value_name = "STRATEGY", value_parser = ["code", "data", "code+data"])]
     pub strategy: Option<String>,
     /// Backup to restore [default: the newest taken while the target was deployed]
@@ -121,7 +121,7 @@ pub struct RollbackArgs {
     /// Print events as JSON lines instead of text
     #[arg(long)]
     pub json: bool,
-    /// Why the rollback runs, kept in the audit log
+    /// Reason for the rollback, kept in the audit log
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 }
@@ -136,7 +136,7 @@ pub struct UndoArgs {
     /// Print events as JSON lines instead of text
     #[arg(long)]
     pub json: bool,
-    /// Why the undo runs, kept in the audit log
+    /// Reason for the undo, kept in the audit log
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 }
@@ -221,7 +221,7 @@ pub struct PinArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Folder to build the demo in; it is rebuilt when it holds an earlier demo
+    /// Folder to build the demo in; it is rebuilt when it contains an earlier demo
     #[arg(long, default_value = "demo", value_name = "DIR")]
     pub dir: PathBuf,
     /// Run the services without the dashboard; print `ready CONFIG_PATH`

@@ -6,9 +6,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, ServiceSpec};
 use crate::engine::event::EngineEvent;
-use crate::engine::rollback::{Cancel, RunOutcome};
+use crate::engine::rollback::journal::RunKind;
+use crate::engine::rollback::{Cancel, Plan, RunOptions, RunOutcome, execute};
 
 /// Asks whether to run the plan just printed. Returns the exit code to
 /// stop with, or `None` to go on.
@@ -124,4 +125,29 @@ fn print_event(event: &EngineEvent, json: bool) {
         _ => {}
     }
     let _ = std::io::stdout().flush();
+}
+
+/// Runs a confirmed plan, printing its events, with SIGINT as a cancel.
+/// Returns the run's exit code.
+pub async fn run_plan(
+    config: &Config,
+    spec: &ServiceSpec,
+    plan: &Plan,
+    kind: RunKind,
+    reason: Option<String>,
+    json: bool,
+) -> color_eyre::Result<i32> {
+    let (cancel, interrupts) = cancel_on_interrupt()?;
+    let (events, printer) = print_events(json);
+    let options = RunOptions {
+        kind,
+        reason,
+        cancel,
+    };
+    let client = crate::engine::health::client();
+    let outcome = execute(plan, spec, &config.state_dir, &client, &events, options).await;
+    drop(events);
+    printer.await?;
+    interrupts.abort();
+    Ok(outcome.exit_code())
 }

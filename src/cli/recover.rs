@@ -10,7 +10,7 @@ use crate::engine::rollback::{RecoverError, RecoveryPlan, plan_recovery, recover
 use super::execution;
 
 /// Plans the recovery, confirms it and runs it. Exits 3 when there is
-/// nothing to recover or the tree holds changes rewind did not make.
+/// nothing to recover or the tree contains changes rewind did not make.
 pub async fn run(config: &Config, args: &RecoverArgs, read_only: bool) -> color_eyre::Result<i32> {
     if let Some(code) = execution::refuse_read_only(config, read_only, "recover") {
         return Ok(code);

@@ -65,7 +65,7 @@ pub async fn run(config: &Config, args: &RestoreArgs, read_only: bool) -> color_
         Ok(manifest) => manifest,
         Err(error) => {
             catalog::report(&error);
-            eprintln!("refused: nothing was changed");
+            eprintln!("restore rejected: nothing was changed");
             return Ok(super::EXIT_REFUSED);
         }
     };

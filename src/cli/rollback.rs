@@ -3,9 +3,8 @@
 
 use crate::cli::args::RollbackArgs;
 use crate::config::Config;
-use crate::engine::health;
 use crate::engine::rollback::journal::RunKind;
-use crate::engine::rollback::{RunOptions, execute, plan_rollback};
+use crate::engine::rollback::plan_rollback;
 
 use super::execution;
 
@@ -31,17 +30,6 @@ pub async fn run(config: &Config, args: &RollbackArgs, read_only: bool) -> color
         return Ok(code);
     }
 
-    let (cancel, interrupts) = execution::cancel_on_interrupt()?;
-    let (events, printer) = execution::print_events(args.json);
-    let options = RunOptions {
-        kind: RunKind::Rollback,
-        reason: args.reason.clone(),
-        cancel,
-    };
-    let client = health::client();
-    let outcome = execute(&plan, spec, &config.state_dir, &client, &events, options).await;
-    drop(events);
-    printer.await?;
-    interrupts.abort();
-    Ok(outcome.exit_code())
+    let kind = RunKind::Rollback;
+    execution::run_plan(config, spec, &plan, kind, args.reason.clone(), args.json).await
 }

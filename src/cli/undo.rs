@@ -3,9 +3,8 @@
 
 use crate::cli::args::UndoArgs;
 use crate::config::Config;
-use crate::engine::health;
 use crate::engine::rollback::journal::RunKind;
-use crate::engine::rollback::{RunOptions, execute, plan_undo};
+use crate::engine::rollback::plan_undo;
 
 use super::execution;
 
@@ -36,17 +35,6 @@ pub async fn run(config: &Config, args: &UndoArgs, read_only: bool) -> color_eyr
         return Ok(code);
     }
 
-    let (cancel, interrupts) = execution::cancel_on_interrupt()?;
-    let (events, printer) = execution::print_events(args.json);
-    let options = RunOptions {
-        kind: RunKind::Undo,
-        reason: args.reason.clone(),
-        cancel,
-    };
-    let client = health::client();
-    let outcome = execute(&plan, spec, &config.state_dir, &client, &events, options).await;
-    drop(events);
-    printer.await?;
-    interrupts.abort();
-    Ok(outcome.exit_code())
+    let kind = RunKind::Undo;
+    execution::run_plan(config, spec, &plan, kind, args.reason.clone(), args.json).await
 }

@@ -1,5 +1,5 @@
 //! Configuration errors. Each names the file, and where it can, the line,
-//! the column and a hint that says how to fix it.
+//! the column and a hint for the fix.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -62,8 +62,8 @@ pub struct ServiceSpec {
     pub health: HealthSpec,
     pub restart: RestartSpec,
     pub rollback: RollbackPolicy,
-    /// How the service's data is backed up; `None` when it has no data to
-    /// back up.
+    /// Backup settings of the service's data, `None` when it has no data
+    /// to back up.
     pub backup: Option<BackupSpec>,
 }
 

@@ -143,7 +143,7 @@ pub async fn run_with_env(
     }
 }
 
-/// Maximum length of an output line passed on; the rest of a longer line is dropped
+/// Maximum length of an output line passed on. The rest of a longer line is dropped
 /// and replaced by a mark, so a runaway line cannot flood the run pane.
 const MAX_LINE: usize = 4096;
 

@@ -1,6 +1,6 @@
-//! Reads deploy directories with git2 (never the git program): HEAD, the
+//! Reads deploy directories with git2, never the git program: HEAD, the
 //! nearest tag, branch or detached state, dirty files and the first-parent
-//! history of the deploy branch; checks out a target version.
+//! history of the deploy branch. Also checks out a target version.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -10,7 +10,7 @@ use git2::build::CheckoutBuilder;
 use git2::{BranchType, Commit, ErrorCode, ObjectType, Oid, Repository, StatusOptions, StatusShow};
 use serde::{Deserialize, Serialize};
 
-/// What a deploy directory has checked out, and the versions it can go to.
+/// State of a deploy directory: the checked-out version and the versions it can go to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
     /// Full id of the HEAD commit.

@@ -1,5 +1,5 @@
 //! Fixtures: a git repository with tagged releases, an HTTP server on
-//! 127.0.0.1 that answers `/health` with the status written in the release
+//! 127.0.0.1 that serves `/health` with the status written in the release
 //! checked out right now, and a `services.toml` that ties them together.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 /// One release of the fixture service: its tag and the status `/health`
-/// answers while it is checked out.
+/// returns while it is checked out.
 pub struct Release {
     pub tag: &'static str,
     pub status: u16,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
-/// Longest wait for one screen state. Generous, because the demo compiles
+/// Maximum wait for one screen state. Generous, because the demo compiles
 /// nothing but starts four processes and each takes about a second.
 const WAIT: Duration = Duration::from_secs(60);
 

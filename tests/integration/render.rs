@@ -106,7 +106,7 @@ fn sample(seconds: u64, outcome: ProbeOutcome, status: Option<u16>, millis: u64)
     }
 }
 
-/// An app where versions and probes have arrived: `payments` is broken.
+/// Returns an app where versions and probes have arrived and `payments` is broken.
 fn loaded_app() -> App {
     let config = config();
     let mut app = App::new(&config);

@@ -30,7 +30,7 @@ pub enum HealthState {
     Unknown,
     /// `success_threshold` consecutive passing probes.
     Healthy,
-    /// `failure_threshold` consecutive failing probes that got an answer.
+    /// `failure_threshold` consecutive failing probes that got an HTTP response.
     Unhealthy,
     /// `failure_threshold` consecutive probes that were refused or timed out.
     Down,
@@ -47,18 +47,18 @@ impl HealthState {
     }
 }
 
-/// How a probe ended.
+/// Outcome of one probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeOutcome {
     /// An expected status code.
     Passed,
-    /// The server answered with a status code that is not expected.
+    /// The server returned a status code that is not expected.
     BadStatus,
     /// No connection was made, because the connection was refused, the host
     /// was unreachable or unresolved, or the TLS handshake failed.
     Refused,
-    /// No answer within the timeout.
+    /// No response within the timeout.
     TimedOut,
     /// Any other transport error, such as a reset connection or a redirect loop.
     Failed,
@@ -77,7 +77,7 @@ pub struct Sample {
     /// the body is not included.
     #[serde(with = "humantime_serde")]
     pub latency: Duration,
-    /// What went wrong, for failed probes.
+    /// Error text, for failed probes.
     pub error: Option<String>,
 }
 
