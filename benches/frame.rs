@@ -28,6 +28,7 @@ use ratatui::text::Line;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
 use rewind::dashboard::app::App;
+use rewind::dashboard::backend::Compact;
 use rewind::dashboard::update::{Msg, update};
 use rewind::dashboard::view::view;
 use rewind::engine::health::{HISTORY_LEN, HealthState};
@@ -273,9 +274,17 @@ fn crossterm_terminal(
         .expect("create a crossterm terminal")
 }
 
+fn compact_terminal(width: u16, height: u16, counter: &Counter) -> Terminal<Compact<Counter>> {
+    let options = TerminalOptions {
+        viewport: Viewport::Fixed(Rect::new(0, 0, width, height)),
+    };
+    Terminal::with_options(Compact::new(counter.clone()), options)
+        .expect("create a terminal on the dashboard's backend")
+}
+
 /// Returns the bytes written by the next frame.
-fn frame_bytes(
-    terminal: &mut Terminal<CrosstermBackend<Counter>>,
+fn frame_bytes<B: ratatui::backend::Backend>(
+    terminal: &mut Terminal<B>,
     counter: &Counter,
     app: &App,
 ) -> usize {
@@ -285,38 +294,50 @@ fn frame_bytes(
 }
 
 /// Counts the bytes of a full repaint and of the frame after one service
-/// changes state, for an unselected row and for the selected service.
+/// changes state, for an unselected row and for the selected service, on
+/// the dashboard's backend and on ratatui's crossterm backend.
 fn bytes_report(dir: &std::path::Path) -> String {
-    let mut text = String::from("\n## bytes written by a crossterm backend\n\n");
-    for (width, height) in SIZES {
-        for (label, service) in [
-            ("an unselected visible service", 5),
-            ("the selected service", 0),
-        ] {
-            let folder = dir.join(format!("bytes-{width}-{service}"));
-            let mut app = fixture::filled_app(&folder, 1_000);
-            let counter = Counter::default();
-            let mut terminal = crossterm_terminal(width, height, &counter);
-            let full = frame_bytes(&mut terminal, &counter, &app);
-            let unchanged = frame_bytes(&mut terminal, &counter, &app);
-            // The sample is one second newer than the history, as the next
-            // probe would be, and turns a healthy service down.
-            let event = fixture::probe_event(service, HealthState::Down, HISTORY_LEN as u64);
-            update(&mut app, Msg::Engine(event));
-            let changed = frame_bytes(&mut terminal, &counter, &app);
-            if std::env::var_os("FRAME_DUMP").is_some() {
-                let dump = counter.dump.borrow();
-                let tail = &dump[dump.len() - changed..];
-                eprintln!(
-                    "{width}x{height} {label}: {:?}",
-                    String::from_utf8_lossy(tail)
-                );
+    let mut text = String::from("\n## bytes written per frame\n\n");
+    for backend in ["dashboard (Compact)", "ratatui crossterm"] {
+        for (width, height) in SIZES {
+            for (label, service) in [
+                ("an unselected visible service", 5),
+                ("the selected service", 0),
+            ] {
+                let folder = dir.join(format!("bytes-{width}-{service}"));
+                let mut app = fixture::filled_app(&folder, 1_000);
+                let counter = Counter::default();
+                let mut compact = compact_terminal(width, height, &counter);
+                let mut crossterm = crossterm_terminal(width, height, &counter);
+                let mut frame = |app: &App| {
+                    if backend.starts_with("dashboard") {
+                        frame_bytes(&mut compact, &counter, app)
+                    } else {
+                        frame_bytes(&mut crossterm, &counter, app)
+                    }
+                };
+                let full = frame(&app);
+                let unchanged = frame(&app);
+                // The sample is one second newer than the history, as the next
+                // probe would be, and turns a healthy service down.
+                let event = fixture::probe_event(service, HealthState::Down, HISTORY_LEN as u64);
+                update(&mut app, Msg::Engine(event));
+                let changed = frame(&app);
+                if std::env::var_os("FRAME_DUMP").is_some() {
+                    let dump = counter.dump.borrow();
+                    let tail = &dump[dump.len() - changed..];
+                    eprintln!(
+                        "{backend} {width}x{height} {label}: {:?}",
+                        String::from_utf8_lossy(tail)
+                    );
+                }
+                text.push_str(&format!(
+                    "{backend}, {width}x{height}, 1,000 services, {label} turns down: full repaint \
+                     {full} B, unchanged frame {unchanged} B, changed frame {changed} B = 1/{} of a \
+                     full repaint\n",
+                    number(full as f64 / changed.max(1) as f64)
+                ));
             }
-            text.push_str(&format!(
-                "{width}x{height}, 1,000 services, {label} turns down: full repaint {full} B, \
-                 unchanged frame {unchanged} B, changed frame {changed} B = 1/{} of a full repaint\n",
-                number(full as f64 / changed.max(1) as f64)
-            ));
         }
     }
     text

@@ -4,6 +4,7 @@
 //! on a channel, so nothing here blocks the event loop.
 
 pub mod app;
+pub mod backend;
 mod engines;
 pub mod keymap;
 pub mod panes;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
-use ratatui::DefaultTerminal;
+use ratatui::Terminal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -42,8 +43,7 @@ pub async fn run(config: Config, read_only: bool) -> color_eyre::Result<()> {
     crate::logging::init(&config.state_dir);
     tracing::info!(config = %config.path.display(), services = config.services.len(), "dashboard started");
 
-    // ratatui's init installs a panic hook that restores the terminal first.
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = init_terminal()?;
     let result = event_loop(&mut terminal, config, read_only).await;
     ratatui::restore();
 
@@ -53,8 +53,31 @@ pub async fn run(config: Config, read_only: bool) -> color_eyre::Result<()> {
     result
 }
 
+/// The dashboard's terminal: frames go to standard output with short
+/// escape sequences.
+type Screen = Terminal<backend::Compact<std::io::Stdout>>;
+
+/// Switches the terminal to raw mode and the alternate screen, after
+/// installing a panic hook that switches it back before the panic message.
+fn init_terminal() -> std::io::Result<Screen> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        ratatui::restore();
+        hook(info);
+    }));
+    let terminal = crossterm::terminal::enable_raw_mode()
+        .and_then(|()| {
+            crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)
+        })
+        .and_then(|()| Terminal::new(backend::Compact::new(std::io::stdout())));
+    if terminal.is_err() {
+        ratatui::restore();
+    }
+    terminal
+}
+
 async fn event_loop(
-    terminal: &mut DefaultTerminal,
+    terminal: &mut Screen,
     config: Config,
     read_only: bool,
 ) -> color_eyre::Result<()> {

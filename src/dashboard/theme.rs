@@ -24,6 +24,8 @@ pub fn title(focused: bool) -> Style {
     }
 }
 
+/// Returns the style of a health state in rows and panes: states that need
+/// attention are bold.
 pub fn health(state: HealthState) -> Style {
     match state {
         HealthState::Unknown => Style::new().fg(Color::DarkGray),
@@ -31,6 +33,12 @@ pub fn health(state: HealthState) -> Style {
         HealthState::Unhealthy => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         HealthState::Down => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
     }
+}
+
+/// Returns the colour of a health state without emphasis, for the
+/// header's counts, which summarise and should not outshout the rows.
+pub fn health_count(state: HealthState) -> Style {
+    Style::new().fg(health(state).fg.unwrap_or(Color::Reset))
 }
 
 /// Returns the symbol shown beside a health state, so the state reads

@@ -110,7 +110,7 @@ fn render_header(frame: &mut Frame, area: Rect, app: &App) {
             if n == 0 {
                 theme::muted()
             } else {
-                theme::health(state)
+                theme::health_count(state)
             },
         )
     };
