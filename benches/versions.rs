@@ -76,8 +76,8 @@ fn main() {
     group.bench_function("dirty_files", |b| {
         b.iter(|| versions::dirty_files(&paths[0]).expect("status"))
     });
-    group.bench_function("resolve_head", |b| {
-        b.iter(|| versions::resolve(&paths[0], "HEAD").expect("resolve"))
+    group.bench_function("head", |b| {
+        b.iter(|| versions::head(&paths[0]).expect("head"))
     });
     group.finish();
     criterion.final_summary();
@@ -275,7 +275,7 @@ fn per_operation(paths: &[PathBuf], rounds: usize, label: &str) -> String {
             let mut git_times = (0.0, 0.0, 0.0, 0.0);
             let mut run_rewind = || {
                 let resolve = time_ms(|| {
-                    versions::resolve(path, "HEAD").expect("resolve");
+                    versions::head(path).expect("head");
                 });
                 let status = time_ms(|| {
                     versions::dirty_files(path).expect("status");
@@ -549,7 +549,7 @@ fn run_many(operation: &str, path: &Path, times: usize) {
                 versions::dirty_files(path).expect("status");
             }
             "head" => {
-                versions::resolve(path, "HEAD").expect("resolve");
+                versions::head(path).expect("head");
             }
             other => panic!("unknown operation `{other}`"),
         }

@@ -34,7 +34,7 @@ pub async fn run(config: &Config, args: &BackupArgs, read_only: bool) -> color_e
         Err(code) => return Ok(code),
     };
     let spec = target.spec;
-    let commit = match versions::resolve(&spec.deploy_dir, "HEAD") {
+    let commit = match versions::head(&spec.deploy_dir) {
         Ok(commit) => Some(commit),
         Err(error) => {
             eprintln!(

@@ -69,7 +69,7 @@ pub async fn run(config: &Config, args: &RestoreArgs, read_only: bool) -> color_
             return Ok(super::EXIT_REFUSED);
         }
     };
-    let commit = versions::resolve(&target.spec.deploy_dir, "HEAD").ok();
+    let commit = versions::head(&target.spec.deploy_dir).ok();
     let labels = VersionLabels::read(target.spec);
     print!("{}", render(&target, &manifest, commit.as_deref(), &labels));
     if let Some(code) = execution::confirm(args.yes, "restore")? {

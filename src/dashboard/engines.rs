@@ -315,7 +315,7 @@ async fn take_and_prune(
         .as_ref()
         .ok_or_else(|| format!("`{}` has no backup table", spec.name))?;
     let catalog = Catalog::open(state_dir, &spec.name).map_err(|error| error.to_string())?;
-    let head = versions::resolve(&spec.deploy_dir, "HEAD").ok();
+    let head = versions::head(&spec.deploy_dir).ok();
     let progress_events = events.clone();
     let service = spec.name.clone();
     let progress = move |progress: Progress| {

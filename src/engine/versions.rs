@@ -138,6 +138,15 @@ pub fn resolve(dir: &Path, rev: &str) -> Result<String, VersionsError> {
     Ok(commit.id().to_string())
 }
 
+/// Returns the full id of the commit HEAD points at, from the references
+/// alone. Unlike `resolve(dir, "HEAD")` it opens no object database and
+/// reads no object.
+pub fn head(dir: &Path) -> Result<String, VersionsError> {
+    let repository = open(dir)?;
+    let id = repository.refname_to_id("HEAD").map_err(git_error(dir))?;
+    Ok(id.to_string())
+}
+
 /// Lists changed, staged and untracked paths, ignored files excluded.
 pub fn dirty_files(dir: &Path) -> Result<Vec<String>, VersionsError> {
     let repository = open(dir)?;
@@ -1462,5 +1471,32 @@ mod tests {
             ["Hotfix", "Bump config", "Merge feature"]
         );
         assert!(info.history[0].deployed);
+    }
+
+    #[test]
+    fn head_follows_checkouts_and_detached_heads() {
+        let fixture = fixture();
+        assert_eq!(head(fixture.path()).unwrap(), fixture.id(4));
+
+        checkout(fixture.path(), "v0.1.1", None).unwrap();
+
+        assert_eq!(head(fixture.path()).unwrap(), fixture.id(1));
+        assert_eq!(
+            head(fixture.path()).unwrap(),
+            resolve(fixture.path(), "HEAD").unwrap()
+        );
+    }
+
+    #[test]
+    fn head_of_an_unborn_branch_is_an_error() {
+        let dir = TempDir::new().unwrap();
+        init(dir.path());
+
+        let error = head(dir.path()).unwrap_err();
+
+        assert!(
+            matches!(error, VersionsError::Git { .. }),
+            "unexpected error: {error:?}"
+        );
     }
 }
