@@ -491,6 +491,7 @@ fn tag_map(
     repository: &Repository,
     dir: &Path,
 ) -> Result<HashMap<Oid, Vec<String>>, VersionsError> {
+    let odb = repository.odb().map_err(git_error(dir))?;
     let mut tags: HashMap<Oid, Vec<String>> = HashMap::new();
     for item in repository
         .references_glob("refs/tags/*")
@@ -500,10 +501,21 @@ fn tag_map(
         let Ok(name) = reference.shorthand() else {
             continue;
         };
-        let Ok(commit) = reference.peel(ObjectType::Commit) else {
-            continue;
+        // Peeling reads the whole object behind every tag, which was an
+        // eighth of a `read`. packed-refs stores the commit behind an
+        // annotated tag, and a header read tells a commit from a tag object.
+        let direct = reference.target_peel().or_else(|| reference.target());
+        let header = direct.map(|id| (id, odb.read_header(id).map(|(_, kind)| kind)));
+        let commit = match header {
+            Some((id, Ok(ObjectType::Commit))) => id,
+            Some((_, Ok(ObjectType::Tag))) | None => match reference.peel(ObjectType::Commit) {
+                Ok(commit) => commit.id(),
+                Err(_) => continue,
+            },
+            // A tagged tree or blob, or a missing object.
+            Some(_) => continue,
         };
-        tags.entry(commit.id()).or_default().push(name.to_owned());
+        tags.entry(commit).or_default().push(name.to_owned());
     }
     for names in tags.values_mut() {
         names.sort();
@@ -1498,5 +1510,48 @@ mod tests {
             matches!(error, VersionsError::Git { .. }),
             "unexpected error: {error:?}"
         );
+    }
+
+    #[test]
+    fn tags_from_packed_refs_and_odd_targets() {
+        let fixture = fixture();
+        let repository = &fixture.repository;
+        let annotated = repository
+            .find_reference("refs/tags/v0.2.0")
+            .unwrap()
+            .target()
+            .unwrap();
+        let git_dir = fixture.path().join(".git");
+        fs::remove_file(git_dir.join("refs/tags/v0.2.0")).unwrap();
+        let packed = format!(
+            "# pack-refs with: peeled fully-peeled sorted \n\
+             {} refs/tags/packed-light\n\
+             {annotated} refs/tags/v0.2.0\n^{}\n",
+            fixture.main[1], fixture.main[2]
+        );
+        fs::write(git_dir.join("packed-refs"), packed).unwrap();
+        let tree = repository.find_commit(fixture.main[0]).unwrap().tree_id();
+        tag_lightweight(repository, "tree-tag", tree);
+        let nested = repository.find_object(annotated, None).unwrap();
+        repository
+            .tag("nested", &nested, &signature(START), "Tag of a tag", false)
+            .unwrap();
+
+        let info = read(fixture.path(), None, 10).unwrap();
+
+        let tags_of = |index: usize| -> Vec<&str> {
+            let id = fixture.id(index);
+            let entry = info
+                .history
+                .iter()
+                .find(|entry| entry.commit == id)
+                .unwrap();
+            entry.tags.iter().map(String::as_str).collect()
+        };
+        assert_eq!(tags_of(2), ["nested", "v0.2.0"]);
+        assert_eq!(tags_of(1), ["packed-light", "release/0.1.1", "v0.1.1"]);
+        assert_eq!(tags_of(0), ["v0.1.0"]);
+        let all: Vec<&String> = info.history.iter().flat_map(|entry| &entry.tags).collect();
+        assert!(!all.iter().any(|tag| *tag == "tree-tag"), "tags: {all:?}");
     }
 }
