@@ -36,6 +36,7 @@ pub fn run(config: &Config, args: &HistoryArgs) -> color_eyre::Result<i32> {
         let kind = match entry.kind {
             RunKind::Rollback => "rollback",
             RunKind::Undo => "undo",
+            RunKind::Restore => "restore",
         };
         let outcome = match entry.outcome {
             RunOutcome::Succeeded => "succeeded",

@@ -3,15 +3,19 @@
 //! backup of the current data is taken first, and a failed restore puts
 //! the safety backup back. The code and the service process are left
 //! alone: rolling back with the `data` strategy also restarts the service
-//! and checks its health.
+//! and checks its health. Every restore that was confirmed is recorded in
+//! the audit log, so `rewind history` lists it and `rewind undo` puts the
+//! safety backup back.
 
 use std::time::SystemTime;
 
 use crate::cli::args::RestoreArgs;
 use crate::config::Config;
 use crate::engine::backup::Manifest;
-use crate::engine::coord::ServiceLock;
-use crate::engine::rollback::journal;
+use crate::engine::coord::audit::{self, AuditEntry};
+use crate::engine::coord::{Holder, ServiceLock};
+use crate::engine::rollback::journal::{self, RunKind};
+use crate::engine::rollback::{RunOutcome, VersionRef};
 use crate::engine::versions;
 
 use super::catalog::{self, Target, VersionLabels};
@@ -75,7 +79,55 @@ pub async fn run(config: &Config, args: &RestoreArgs, read_only: bool) -> color_
     if let Some(code) = execution::confirm(args.yes, "restore")? {
         return Ok(code);
     }
-    Ok(execute(&target, &manifest, commit.as_deref()).await)
+    let started = SystemTime::now();
+    let finished = execute(&target, &manifest, commit.as_deref()).await;
+    let version = version_ref(commit.as_deref(), &labels);
+    let holder = Holder::current();
+    let entry = AuditEntry {
+        run_id: crate::engine::rollback::new_run_id(),
+        service: name.clone(),
+        kind: RunKind::Restore,
+        user: holder.user,
+        host: holder.host,
+        reason: args.reason.clone(),
+        from: version.clone(),
+        to: version,
+        outcome: finished.outcome,
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        duration_ms: started.elapsed().unwrap_or_default().as_millis() as u64,
+        backups: finished
+            .safety
+            .iter()
+            .cloned()
+            .chain([manifest.id.as_str().to_owned()])
+            .collect(),
+        safety_backup: finished.safety,
+    };
+    if let Err(error) = audit::append(&config.state_dir, &entry) {
+        eprintln!("warning: {}", catalog::with_causes(&error));
+    }
+    Ok(finished.code)
+}
+
+/// The deployed version as the audit log records it; a restore leaves it
+/// unchanged.
+fn version_ref(commit: Option<&str>, labels: &VersionLabels) -> VersionRef {
+    let commit = commit.unwrap_or_default();
+    let short = commit[..7.min(commit.len())].to_owned();
+    VersionRef {
+        commit: commit.to_owned(),
+        label: labels.label(Some(commit)).unwrap_or_else(|| short.clone()),
+        short,
+    }
+}
+
+/// The end of a confirmed restore: exit code, audited outcome and safety backup.
+struct Finished {
+    code: i32,
+    outcome: RunOutcome,
+    /// The safety backup, when it was taken.
+    safety: Option<String>,
 }
 
 /// Describes what the restore will do, before it is confirmed.
@@ -124,8 +176,8 @@ fn render(
 }
 
 /// Takes the safety backup, restores, and puts the safety backup back when
-/// the restore fails. Returns the exit code.
-async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>) -> i32 {
+/// the restore fails.
+async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>) -> Finished {
     let name = &target.spec.name;
     let catalog = &target.catalog;
 
@@ -144,7 +196,13 @@ async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>)
                 println!("hint: {hint}");
             }
             println!("failed: the data of {name} was not touched");
-            return super::EXIT_FAILED;
+            return Finished {
+                code: super::EXIT_FAILED,
+                outcome: RunOutcome::Refused {
+                    reason: format!("safety backup failed: {}", catalog::with_causes(&error)),
+                },
+                safety: None,
+            };
         }
     };
     println!(
@@ -166,10 +224,14 @@ async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>)
             println!("      restore ok");
             println!(
                 "done: the data of {name} is restored from backup {}; safety backup {} holds \
-                 the data from before",
+                 the data from before, and `rewind undo {name}` puts it back",
                 manifest.id, safety.id
             );
-            return super::EXIT_OK;
+            return Finished {
+                code: super::EXIT_OK,
+                outcome: RunOutcome::Succeeded,
+                safety: Some(safety.id.as_str().to_owned()),
+            };
         }
         Err(error) => error,
     };
@@ -179,7 +241,8 @@ async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>)
     }
 
     println!("[revert] restore safety backup {} ...", safety.id);
-    match catalog
+    let reason = catalog::with_causes(&error);
+    let outcome = match catalog
         .restore(
             safety.id.as_str(),
             target.backup,
@@ -189,21 +252,31 @@ async fn execute(target: &Target<'_>, manifest: &Manifest, commit: Option<&str>)
     {
         Ok(()) => {
             println!("      revert ok");
-            println!("failed: {}", catalog::with_causes(&error));
+            println!("failed: {reason}");
             println!(
                 "reverted: the data of {name} is back as it was, from safety backup {}",
                 safety.id
             );
+            RunOutcome::Reverted { reason }
         }
         Err(revert_error) => {
-            println!("failed: {}", catalog::with_causes(&error));
-            println!("REVERT FAILED: {}", catalog::with_causes(&revert_error));
+            let revert_error = catalog::with_causes(&revert_error);
+            println!("failed: {reason}");
+            println!("REVERT FAILED: {revert_error}");
             println!(
                 "the data of {name} may be partly restored; safety backup {} holds the data \
                  from before: restore it with `rewind restore {name} {} --yes`",
                 safety.id, safety.id
             );
+            RunOutcome::RevertFailed {
+                reason,
+                revert_error,
+            }
         }
+    };
+    Finished {
+        code: super::EXIT_FAILED,
+        outcome,
+        safety: Some(safety.id.as_str().to_owned()),
     }
-    super::EXIT_FAILED
 }

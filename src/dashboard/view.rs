@@ -235,6 +235,7 @@ fn render_notice_box(frame: &mut Frame, title: &str, text: &str) {
 fn plan_title(kind: RunKind, plan: &Plan) -> String {
     match kind {
         RunKind::Undo => format!("Undo the last rollback of {}?", plan.service),
+        RunKind::Restore => format!("Restore the data of {}?", plan.service),
         RunKind::Rollback if plan.undone.is_empty() && !plan.applied.is_empty() => {
             format!("Roll {} forward?", plan.service)
         }

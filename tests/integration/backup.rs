@@ -250,6 +250,47 @@ fn restore_puts_sqlite_data_back() {
 }
 
 #[test]
+fn restore_is_audited_and_undone() {
+    let (fixture, database) = sqlite_fixture("");
+    // The undo restarts the service and checks its health, which the
+    // newest release fails.
+    fixture
+        .rewind(&["rollback", "web", "--to", "v1.1.0", "--yes"])
+        .assert()
+        .code(0);
+    let id = take_backup(&fixture);
+    execute(&database, "INSERT INTO items (name) VALUES ('gamma');");
+
+    fixture
+        .rewind(&["restore", "web", &id, "--yes", "--reason", "bad import"])
+        .assert()
+        .code(0);
+    assert_eq!(item_names(&database), ["alpha", "beta"]);
+    let output = fixture
+        .rewind(&["history", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let runs = json(&output);
+    let run = &runs["runs"][0];
+    let safety = backup_ids(&fixture)[0].clone();
+
+    assert_eq!(run["kind"], "restore");
+    assert_eq!(run["service"], "web");
+    assert_eq!(run["reason"], "bad import");
+    assert_eq!(run["outcome"]["result"], "succeeded");
+    assert_eq!(run["safety_backup"], safety.as_str());
+    assert_eq!(run["backups"], serde_json::json!([safety, id]));
+    assert_eq!(run["from"]["commit"], run["to"]["commit"]);
+
+    fixture.rewind(&["undo", "web", "--yes"]).assert().code(0);
+
+    assert_eq!(item_names(&database), ["alpha", "beta", "gamma"]);
+}
+
+#[test]
 fn restore_puts_folder_back() {
     let fixture = Fixture::new(
         THREE_RELEASES,

@@ -37,6 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
             let kind = match entry.kind {
                 RunKind::Rollback => "",
                 RunKind::Undo => "undo ",
+                RunKind::Restore => "restore ",
             };
             let when = entry
                 .finished_at

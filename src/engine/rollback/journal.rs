@@ -22,6 +22,9 @@ use super::{Plan, RunOutcome, StepKind};
 pub enum RunKind {
     Rollback,
     Undo,
+    /// A data restore outside a rollback: `rewind restore`. The code and
+    /// the process are left as they are.
+    Restore,
 }
 
 /// Mode of a recovery of an unfinished run.

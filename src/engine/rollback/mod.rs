@@ -10,6 +10,7 @@ pub mod journal;
 mod plan;
 mod recover;
 mod report;
+pub(crate) use report::new_run_id;
 mod revert;
 mod steps;
 #[cfg(test)]

@@ -217,7 +217,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// Returns a run id: the start time and the process id, unique per host.
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
