@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rewind::engine::health::{HISTORY_LEN, Sample};
+use rewind::engine::health::{HISTORY_LEN, History};
 
 use support::targets::ROLE_ENV;
 use support::{LONG_ENV, fixture, number};
@@ -54,12 +54,12 @@ fn main() {
         report.push_str(&format!("\n## run {}\n\n", run + 1));
         report.push_str(&run_once(targets, minutes));
     }
-    let sample_bytes = std::mem::size_of::<Sample>();
+    let sample_bytes = History::SAMPLE_BYTES;
     let raw = targets * HISTORY_LEN * sample_bytes;
     report.push_str(&format!(
         "\nRaw bytes of the health history: {targets} services x {HISTORY_LEN} samples x \
-         {sample_bytes} B (`size_of::<Sample>()`) = {} MiB per copy; the dashboard keeps two \
-         copies (the monitor's tracker and the dashboard state), {} MiB.\n",
+         {sample_bytes} B (`History::SAMPLE_BYTES`) = {} MiB, kept once, in the dashboard \
+         state; twice that is {} MiB.\n",
         number(raw as f64 / 1_048_576.0),
         number(2.0 * raw as f64 / 1_048_576.0)
     ));

@@ -11,6 +11,12 @@ use tracing_subscriber::EnvFilter;
 /// Name of the log file inside the state folder.
 pub const FILE_NAME: &str = "rewind.log";
 
+/// Lines the writer thread's channel holds. The channel allocates every slot
+/// up front, 32 bytes each, so tracing-appender 0.2's default of 128,000
+/// lines costs 4 MiB; 4,096 lines cost 128 KiB. When the writer thread falls
+/// this far behind, new lines are dropped instead of blocking the caller.
+const BUFFERED_LINES: usize = 4_096;
+
 /// The writer's guard, kept for the life of the process so buffered lines
 /// are flushed, and the path of the log file.
 static LOG: OnceLock<(WorkerGuard, PathBuf)> = OnceLock::new();
@@ -38,7 +44,10 @@ pub fn init(state_dir: &Path) {
     else {
         return;
     };
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(BUFFERED_LINES)
+        .lossy(true)
+        .finish(appender);
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

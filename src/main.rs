@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let _failpoints = rewind::engine::failpoint::setup();
+    limit_malloc_arenas();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,6 +50,30 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Maximum number of glibc malloc arenas. One arena gave the same resident
+/// memory in benches/memory.rs, and two let two threads allocate at once.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENAS: libc::c_int = 2;
+
+/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`] unless `MALLOC_ARENA_MAX`
+/// is set. Must run before the runtime starts its threads.
+///
+/// Without a cap glibc creates arenas as threads allocate, up to a multiple
+/// of the number of CPUs (mallopt(3)), and memory freed into an arena stays
+/// with that arena. The dashboard reads deploy directories on tokio's
+/// blocking threads, which come and go, so each arena grows to the peak of
+/// the reads that ran in it.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt takes two integers and changes allocator
+        // parameters only, and no other thread runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
         }
     }
 }

@@ -9,7 +9,7 @@ use tui_input::Input;
 use crate::config::{Config, Strategy};
 use crate::engine::backup::Manifest;
 use crate::engine::coord::audit::AuditEntry;
-use crate::engine::health::{HISTORY_LEN, HealthState, Sample};
+use crate::engine::health::{HealthState, History, HistorySample};
 use crate::engine::rollback::journal::RunKind;
 use crate::engine::rollback::{Plan, RecoveryPlan, RunOutcome, StepKind};
 use crate::engine::versions::{HistoryEntry, VersionInfo};
@@ -96,8 +96,8 @@ pub struct ServiceView {
     pub name: String,
     pub url: String,
     pub health: HealthState,
-    /// Newest last, at most [`HISTORY_LEN`].
-    pub samples: VecDeque<Sample>,
+    /// The recent probe samples, oldest first.
+    pub samples: History,
     pub versions: VersionsView,
     pub backups: BackupsView,
     /// The strategy `r` plans with.
@@ -146,25 +146,19 @@ impl ServiceView {
         }
     }
 
-    pub fn last_sample(&self) -> Option<&Sample> {
+    pub fn last_sample(&self) -> Option<HistorySample> {
         self.samples.back()
     }
 
-    /// Returns the newest failed sample.
-    pub fn last_error(&self) -> Option<&Sample> {
-        self.samples
-            .iter()
-            .rev()
-            .find(|sample| sample.error.is_some())
+    /// Returns the start time and error text of the newest failed sample
+    /// among the recent samples.
+    pub fn last_error(&self) -> Option<(SystemTime, &str)> {
+        self.samples.last_error()
     }
 
     /// Returns the share of passing samples, or `None` without samples.
     pub fn availability(&self) -> Option<f64> {
-        if self.samples.is_empty() {
-            return None;
-        }
-        let passed = self.samples.iter().filter(|s| s.passed()).count();
-        Some(passed as f64 / self.samples.len() as f64)
+        self.samples.availability()
     }
 
     pub fn history(&self) -> &[HistoryEntry] {
@@ -357,7 +351,7 @@ impl App {
                     name: spec.name.clone(),
                     url: crate::engine::health::redact_url(&spec.health.url),
                     health: HealthState::Unknown,
-                    samples: VecDeque::with_capacity(HISTORY_LEN),
+                    samples: History::new(),
                     versions: VersionsView::Loading,
                     backups: if spec.backup.is_some() {
                         BackupsView::Loading

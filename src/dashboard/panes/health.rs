@@ -67,16 +67,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     frame.render_widget(Sparkline::default().data(&latencies).style(style), spark);
 
     let text = match service.last_error() {
-        Some(sample) => {
-            let message = sample.error.as_deref().unwrap_or_default();
-            Paragraph::new(vec![
-                Line::styled(
-                    format!("last error {}", super::clock(sample.at)),
-                    theme::muted(),
-                ),
-                Line::styled(message.to_owned(), theme::error()),
-            ])
-        }
+        Some((at, message)) => Paragraph::new(vec![
+            Line::styled(format!("last error {}", super::clock(at)), theme::muted()),
+            Line::styled(message.to_owned(), theme::error()),
+        ]),
         None if service.samples.is_empty() => {
             Paragraph::new(Line::styled("waiting for the first probe…", theme::muted()))
         }

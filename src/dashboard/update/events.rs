@@ -2,17 +2,17 @@
 //! steps and output of the run in the run pane.
 
 use crate::engine::event::EngineEvent;
-use crate::engine::health::HISTORY_LEN;
 use crate::engine::rollback::{RunOutcome, StepKind};
 
 use super::Effect;
-use crate::dashboard::app::{App, Mode, RunView, StepStatus, StepView, VersionsView};
+use crate::dashboard::app::{App, Mode, RunView, ServiceView, StepStatus, StepView, VersionsView};
+use crate::engine::versions::VersionInfo;
 
 pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
     match event {
         EngineEvent::VersionsLoaded { service, info } => {
             if let Some(view) = app.service_mut(&service) {
-                view.versions = VersionsView::Loaded(info);
+                store_versions(view, info);
             }
             clamp_version_cursor(app);
         }
@@ -28,10 +28,7 @@ pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
         } => {
             let at = sample.at;
             if let Some(view) = app.service_mut(&service) {
-                if view.samples.len() == HISTORY_LEN {
-                    view.samples.pop_front();
-                }
-                view.samples.push_back(sample);
+                view.samples.push(sample);
                 view.health = state;
             }
             if app.newest_sample.is_none_or(|newest| at > newest) {
@@ -115,6 +112,17 @@ pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
     Vec::new()
 }
 
+/// Stores `info` unless it equals the stored versions. Each refresh reads
+/// every service again, and most reads find nothing new. Keeping the stored
+/// copy frees the new one at once, so the long-lived copies are not
+/// reallocated on every refresh.
+fn store_versions(view: &mut ServiceView, info: VersionInfo) {
+    let unchanged = matches!(&view.versions, VersionsView::Loaded(stored) if *stored == info);
+    if !unchanged {
+        view.versions = VersionsView::Loaded(info);
+    }
+}
+
 fn run_of<'a>(app: &'a mut App, service: &str) -> Option<&'a mut RunView> {
     app.run.as_mut().filter(|run| run.service == service)
 }
@@ -123,5 +131,76 @@ fn clamp_version_cursor(app: &mut App) {
     let len = app.selected_service().map_or(0, |s| s.history().len());
     if let Some(cursor) = app.version_cursor {
         app.version_cursor = (len > 0).then(|| cursor.min(len - 1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Strategy;
+    use crate::dashboard::app::BackupsView;
+    use crate::engine::health::{HealthState, History};
+    use crate::engine::versions::HistoryEntry;
+
+    fn service_view() -> ServiceView {
+        ServiceView {
+            name: "orders".into(),
+            url: "http://127.0.0.1:9/health".into(),
+            health: HealthState::Unknown,
+            samples: History::new(),
+            versions: VersionsView::Loading,
+            backups: BackupsView::NotConfigured,
+            strategy: Strategy::Code,
+            backup_max_age: None,
+        }
+    }
+
+    fn versions(head: &str) -> VersionInfo {
+        VersionInfo {
+            commit: head.into(),
+            short: head[..2].into(),
+            describe: None,
+            branch: Some("main".into()),
+            history_branch: Some("main".into()),
+            dirty: Vec::new(),
+            history: vec![HistoryEntry {
+                commit: head.into(),
+                short: head[..2].into(),
+                tags: Vec::new(),
+                subject: "release".into(),
+                author: "Dev".into(),
+                time: 0,
+                deployed: true,
+            }],
+        }
+    }
+
+    fn stored_history_address(view: &ServiceView) -> *const HistoryEntry {
+        match &view.versions {
+            VersionsView::Loaded(info) => info.history.as_ptr(),
+            other => panic!("versions not loaded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equal_versions_keep_stored_copy() {
+        let mut view = service_view();
+        store_versions(&mut view, versions("c1abcdef"));
+        let stored = stored_history_address(&view);
+
+        store_versions(&mut view, versions("c1abcdef"));
+
+        assert_eq!(stored_history_address(&view), stored);
+        assert_eq!(view.versions, VersionsView::Loaded(versions("c1abcdef")));
+    }
+
+    #[test]
+    fn changed_versions_replace_stored_copy() {
+        let mut view = service_view();
+        store_versions(&mut view, versions("c1abcdef"));
+
+        store_versions(&mut view, versions("c2abcdef"));
+
+        assert_eq!(view.versions, VersionsView::Loaded(versions("c2abcdef")));
     }
 }

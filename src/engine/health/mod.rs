@@ -1,18 +1,20 @@
-//! Health probes: one shared HTTP client, one tokio task per service, a ring
-//! buffer of samples and Kubernetes-style thresholds that derive a state.
+//! Health probes: one shared HTTP client, one tokio task per service,
+//! Kubernetes-style thresholds that derive a state, and a compact ring
+//! buffer of samples for the dashboard.
 
+mod history;
 mod monitor;
 mod probe;
 #[cfg(test)]
 mod test_support;
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::config::HealthSpec;
 
+pub use history::{History, HistorySample};
 pub use monitor::{Monitor, observe_lateness};
 pub use probe::{client, probe, redact_url, wait_healthy};
 
@@ -87,7 +89,8 @@ impl Sample {
     }
 }
 
-/// Sample history and threshold counters of one service.
+/// Threshold counters and derived state of one service. The samples
+/// themselves are not kept here: the dashboard keeps them in a [`History`].
 #[derive(Debug, Clone)]
 pub struct Tracker {
     failure_threshold: u32,
@@ -95,12 +98,11 @@ pub struct Tracker {
     consecutive_failures: u32,
     consecutive_successes: u32,
     state: HealthState,
-    samples: VecDeque<Sample>,
 }
 
 impl Tracker {
-    /// Creates an empty tracker in the `Unknown` state. A threshold of zero
-    /// counts as one.
+    /// Creates a tracker in the `Unknown` state. A threshold of zero counts
+    /// as one.
     pub fn new(spec: &HealthSpec) -> Self {
         Tracker {
             failure_threshold: spec.failure_threshold.max(1),
@@ -108,17 +110,16 @@ impl Tracker {
             consecutive_failures: 0,
             consecutive_successes: 0,
             state: HealthState::Unknown,
-            samples: VecDeque::with_capacity(HISTORY_LEN),
         }
     }
 
-    /// Adds a sample and returns the state after it.
+    /// Counts `sample` and returns the state after it.
     ///
     /// `success_threshold` consecutive passes make the state `Healthy`.
     /// `failure_threshold` consecutive failures make it `Down` when the newest
     /// failure was refused or timed out, and `Unhealthy` otherwise. Any other
     /// sample keeps the previous state.
-    pub fn record(&mut self, sample: Sample) -> HealthState {
+    pub fn record(&mut self, sample: &Sample) -> HealthState {
         if sample.passed() {
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);
             self.consecutive_failures = 0;
@@ -135,57 +136,11 @@ impl Tracker {
                 };
             }
         }
-
-        if self.samples.len() == HISTORY_LEN {
-            self.samples.pop_front();
-        }
-        self.samples.push_back(sample);
         self.state
     }
 
     pub fn state(&self) -> HealthState {
         self.state
-    }
-
-    /// Samples, oldest first, at most [`HISTORY_LEN`].
-    pub fn samples(&self) -> &VecDeque<Sample> {
-        &self.samples
-    }
-
-    /// Returns the newest sample.
-    pub fn last(&self) -> Option<&Sample> {
-        self.samples.back()
-    }
-
-    /// Returns the start time and error text of the newest sample with an error.
-    pub fn last_error(&self) -> Option<(SystemTime, &str)> {
-        self.samples
-            .iter()
-            .rev()
-            .find_map(|sample| sample.error.as_deref().map(|error| (sample.at, error)))
-    }
-
-    /// Returns the latency of every sample in milliseconds, oldest first.
-    pub fn latencies_ms(&self) -> Vec<u64> {
-        self.samples
-            .iter()
-            .map(|sample| u64::try_from(sample.latency.as_millis()).unwrap_or(u64::MAX))
-            .collect()
-    }
-
-    /// Returns the fraction of passing samples, from 0.0 to 1.0, or `None`
-    /// when there are no samples.
-    pub fn availability(&self) -> Option<f64> {
-        if self.samples.is_empty() {
-            return None;
-        }
-        let passed = self.samples.iter().filter(|sample| sample.passed()).count();
-        Some(passed as f64 / self.samples.len() as f64)
-    }
-
-    /// Returns the start time of the newest sample.
-    pub fn newest_at(&self) -> Option<SystemTime> {
-        self.last().map(|sample| sample.at)
     }
 
     /// Returns the number of passes since the last failure.
@@ -227,10 +182,8 @@ mod tests {
         let tracker = tracker(3, 1);
 
         assert_eq!(tracker.state(), HealthState::Unknown);
-        assert!(tracker.samples().is_empty());
-        assert_eq!(tracker.last(), None);
-        assert_eq!(tracker.availability(), None);
-        assert_eq!(tracker.newest_at(), None);
+        assert_eq!(tracker.consecutive_successes(), 0);
+        assert_eq!(tracker.consecutive_failures(), 0);
     }
 
     #[test]
@@ -239,14 +192,14 @@ mod tests {
             let mut tracker = tracker(3, success_threshold);
 
             for pass in 1..success_threshold {
-                let state = tracker.record(sample(ProbeOutcome::Passed));
+                let state = tracker.record(&sample(ProbeOutcome::Passed));
                 assert_eq!(
                     state,
                     HealthState::Unknown,
                     "threshold {success_threshold}, pass {pass}"
                 );
             }
-            let state = tracker.record(sample(ProbeOutcome::Passed));
+            let state = tracker.record(&sample(ProbeOutcome::Passed));
 
             assert_eq!(state, HealthState::Healthy, "threshold {success_threshold}");
             assert_eq!(tracker.state(), HealthState::Healthy);
@@ -257,17 +210,17 @@ mod tests {
     fn tracker_turns_unhealthy_at_failure_threshold() {
         for failure_threshold in [1, 2, 3, 5] {
             let mut tracker = tracker(failure_threshold, 1);
-            tracker.record(sample(ProbeOutcome::Passed));
+            tracker.record(&sample(ProbeOutcome::Passed));
 
             for failure in 1..failure_threshold {
-                let state = tracker.record(sample(ProbeOutcome::BadStatus));
+                let state = tracker.record(&sample(ProbeOutcome::BadStatus));
                 assert_eq!(
                     state,
                     HealthState::Healthy,
                     "threshold {failure_threshold}, failure {failure}"
                 );
             }
-            let state = tracker.record(sample(ProbeOutcome::BadStatus));
+            let state = tracker.record(&sample(ProbeOutcome::BadStatus));
 
             assert_eq!(
                 state,
@@ -295,7 +248,7 @@ mod tests {
             let mut tracker = tracker(2, 1);
             let mut state = tracker.state();
             for outcome in &outcomes {
-                state = tracker.record(sample(*outcome));
+                state = tracker.record(&sample(*outcome));
             }
 
             assert_eq!(state, expected, "outcomes {outcomes:?}");
@@ -305,7 +258,7 @@ mod tests {
     #[test]
     fn tracker_pass_resets_failure_count() {
         let mut tracker = tracker(3, 1);
-        tracker.record(sample(ProbeOutcome::Passed));
+        tracker.record(&sample(ProbeOutcome::Passed));
 
         for outcome in [
             ProbeOutcome::Refused,
@@ -314,7 +267,7 @@ mod tests {
             ProbeOutcome::Refused,
             ProbeOutcome::Refused,
         ] {
-            tracker.record(sample(outcome));
+            tracker.record(&sample(outcome));
         }
 
         assert_eq!(tracker.state(), HealthState::Healthy);
@@ -331,53 +284,10 @@ mod tests {
             ProbeOutcome::BadStatus,
             ProbeOutcome::Passed,
         ] {
-            tracker.record(sample(outcome));
+            tracker.record(&sample(outcome));
         }
 
         assert_eq!(tracker.state(), HealthState::Unknown);
         assert_eq!(tracker.consecutive_successes(), 1);
-    }
-
-    #[test]
-    fn tracker_drops_oldest_beyond_history() {
-        let mut tracker = tracker(3, 1);
-
-        for index in 0..HISTORY_LEN + 5 {
-            let mut sample = sample(ProbeOutcome::Passed);
-            sample.latency = Duration::from_millis(index as u64);
-            tracker.record(sample);
-        }
-
-        assert_eq!(tracker.samples().len(), HISTORY_LEN);
-        let oldest = tracker.samples().front().unwrap();
-        assert_eq!(oldest.latency, Duration::from_millis(5));
-        let newest = tracker.last().unwrap();
-        assert_eq!(
-            newest.latency,
-            Duration::from_millis((HISTORY_LEN + 4) as u64)
-        );
-    }
-
-    #[test]
-    fn tracker_summarises_samples() {
-        let mut tracker = tracker(3, 1);
-        let mut failed = sample(ProbeOutcome::BadStatus);
-        failed.at = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        failed.latency = Duration::from_millis(30);
-        failed.error = Some("status 500".to_owned());
-        let mut passed = sample(ProbeOutcome::Passed);
-        passed.at = SystemTime::UNIX_EPOCH + Duration::from_secs(200);
-        passed.latency = Duration::from_micros(12_900);
-
-        tracker.record(sample(ProbeOutcome::Passed));
-        tracker.record(failed.clone());
-        tracker.record(sample(ProbeOutcome::Passed));
-        tracker.record(passed.clone());
-
-        assert_eq!(tracker.last(), Some(&passed));
-        assert_eq!(tracker.newest_at(), Some(passed.at));
-        assert_eq!(tracker.last_error(), Some((failed.at, "status 500")));
-        assert_eq!(tracker.latencies_ms(), vec![5, 30, 5, 12]);
-        assert_eq!(tracker.availability(), Some(0.75));
     }
 }

@@ -1,5 +1,6 @@
 //! Probe tasks, one per service, each with its own [`Tracker`] and sending
-//! an event per sample.
+//! an event per sample. The tasks keep no sample history: the receiver of
+//! the events keeps what it needs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -138,7 +139,7 @@ impl ServiceTask {
             };
 
             let previous = tracker.state();
-            let state = tracker.record(sample.clone());
+            let state = tracker.record(&sample);
             debug!(
                 service,
                 outcome = ?sample.outcome,
