@@ -206,16 +206,17 @@ impl Catalog {
         let _lock = self.lock(false).await?;
         let manifest = self.get(id)?;
         let context = self.context(spec, Arc::new(progress));
-        // A directory restore checks every entry while it extracts into a
-        // staging folder, and it swaps that folder in only after the last
-        // entry. So reading the archive once more beforehand would repeat
-        // the decompression without protecting the live folder more.
+        // A directory restore checks every entry and hashes the archive
+        // while it extracts into a staging folder, and it swaps that folder
+        // in only after the last entry and a matching hash. So reading the
+        // archive beforehand would repeat the work without protecting the
+        // live folder more.
         let read_archive = !matches!(spec.source, BackupSource::Directory { .. });
         self.check_restorable(&manifest, spec, &context, read_archive)
             .await?;
 
         let data = self.data_path(&manifest);
-        drivers::restore(&context, &spec.source, &data).await?;
+        drivers::restore(&context, &spec.source, &manifest, &data).await?;
         tracing::info!(service = %self.service, id = %manifest.id, "backup restored");
         Ok(())
     }
@@ -254,11 +255,11 @@ impl Catalog {
                 configured: spec.driver(),
             });
         }
+        if !read_archive {
+            return self.check_size(manifest);
+        }
         self.check_data(manifest, Some(context.progress.clone()))
             .await?;
-        if !read_archive {
-            return Ok(());
-        }
         let data = self.data_path(manifest);
         drivers::check(context, &spec.source, manifest, &data).await
     }
@@ -313,6 +314,25 @@ impl Catalog {
 
     /// Checks that the data file of `manifest` exists and has the recorded
     /// size and hash.
+    /// Checks that the data file of `manifest` exists and has its size.
+    fn check_size(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let path = self.data_path(manifest);
+        let id = manifest.id.to_string();
+        match fs::metadata(&path) {
+            Ok(metadata) if metadata.len() == manifest.size => Ok(()),
+            Ok(metadata) => Err(BackupError::SizeMismatch {
+                id,
+                path,
+                expected: manifest.size,
+                actual: metadata.len(),
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                Err(BackupError::DataMissing { id, path })
+            }
+            Err(source) => Err(BackupError::io("read", &path, source)),
+        }
+    }
+
     async fn check_data(
         &self,
         manifest: &Manifest,

@@ -70,13 +70,14 @@ pub(crate) async fn check(
 pub(crate) async fn restore(
     context: &DriverContext,
     source: &BackupSource,
+    manifest: &Manifest,
     data: &Path,
 ) -> Result<(), BackupError> {
     match source {
         BackupSource::Sqlite { path } => sqlite::restore(context, data, path).await,
         BackupSource::Postgres(database) => postgres::restore(context, database, data).await,
         BackupSource::Mysql(database) => mysql::restore(context, database, data).await,
-        BackupSource::Directory { path } => directory::restore(context, data, path).await,
+        BackupSource::Directory { path } => directory::restore(context, manifest, data, path).await,
     }
 }
 

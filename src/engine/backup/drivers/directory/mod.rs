@@ -16,7 +16,9 @@ use std::path::Path;
 use tar::{Archive, Builder, Header, HeaderMode};
 
 use super::{DriverContext, DumpInfo, blocking};
-use crate::engine::backup::durable::{HashingReader, HashingWriter, Staged, sync_dir};
+use crate::engine::backup::durable::{
+    Digest, HashingReader, HashingWriter, Staged, hash_file, sync_dir,
+};
 use crate::engine::backup::manifest::Manifest;
 use crate::engine::backup::{BackupError, ProgressFn};
 use entry::{plan_entry, resolve_link};
@@ -159,13 +161,18 @@ pub(super) async fn check(manifest: &Manifest, data: &Path) -> Result<(), Backup
     .await
 }
 
+/// Extracts the backup into a staging folder beside `live` and swaps it in.
+/// The archive is hashed as it is extracted, and a size or hash that
+/// differs from `manifest` leaves the live folder as it was.
 pub(super) async fn restore(
     context: &DriverContext,
+    manifest: &Manifest,
     data: &Path,
     live: &Path,
 ) -> Result<(), BackupError> {
     let data = data.to_path_buf();
     let live = live.to_path_buf();
+    let manifest = manifest.clone();
     let progress = context.progress.clone();
     blocking(move || {
         let name = live
@@ -179,11 +186,40 @@ pub(super) async fn restore(
             .prefix(&format!(".{}.rewind-restore-", name.to_string_lossy()))
             .tempdir_in(&parent)
             .map_err(|source| BackupError::io("create a folder in", &parent, source))?;
-        extract(&data, staging.path(), progress)?;
+        let digest = match extract(&data, staging.path(), progress) {
+            Ok(digest) => digest,
+            // A damaged archive usually fails to decompress before its end:
+            // report the damage rather than the decoder's error.
+            Err(error) => match hash_file(&data, None) {
+                Ok(digest) if digest.hash != manifest.hash => digest,
+                _ => return Err(error),
+            },
+        };
+        check_digest(&manifest, &data, &digest)?;
         swap(staging, &live)?;
         sync_dir(&parent)
     })
     .await
+}
+
+/// Compares the size and hash of the archive as read with `manifest`.
+fn check_digest(manifest: &Manifest, data: &Path, digest: &Digest) -> Result<(), BackupError> {
+    if digest.size != manifest.size {
+        return Err(BackupError::SizeMismatch {
+            id: manifest.id.to_string(),
+            path: data.to_path_buf(),
+            expected: manifest.size,
+            actual: digest.size,
+        });
+    }
+    if digest.hash != manifest.hash {
+        return Err(BackupError::HashMismatch {
+            id: manifest.id.to_string(),
+            expected: manifest.hash.clone(),
+            actual: digest.hash.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// An archive read from a compressed backup file.
