@@ -2,7 +2,8 @@
 //! requests in tasks, and reports back through engine events and messages, so
 //! the event loop never waits on git, HTTP, backups or a rollback.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, mpsc};
 
@@ -26,6 +27,11 @@ pub(super) struct Engines {
     pub events: mpsc::UnboundedSender<EngineEvent>,
     pub messages: mpsc::UnboundedSender<Msg>,
     pub git_slots: Arc<Semaphore>,
+    /// Services whose versions read is queued or running, each with
+    /// whether another refresh was requested meanwhile. That read then runs
+    /// once more instead of a second read queueing, so reads never pile up
+    /// behind a slow disk and a refresh after a rollback is never lost.
+    pub refreshing: Arc<Mutex<HashMap<String, bool>>>,
     /// Cancels the run in progress; replaced when a run starts.
     pub cancel: std::sync::Mutex<Option<CancelHandle>>,
 }
@@ -114,33 +120,41 @@ impl Engines {
     }
 
     pub fn refresh_versions(&self, spec: &ServiceSpec) {
+        let Some(mut pending) = Pending::start(&self.refreshing, &spec.name) else {
+            return;
+        };
         let spec = spec.clone();
         let events = self.events.clone();
         let slots = Arc::clone(&self.git_slots);
         tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return;
-            };
-            let name = spec.name.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                versions::read(&spec.deploy_dir, spec.branch.as_deref(), HISTORY_LIMIT)
-            })
-            .await;
-            let event = match read {
-                Ok(Ok(info)) => EngineEvent::VersionsLoaded {
-                    service: name,
-                    info,
-                },
-                Ok(Err(error)) => EngineEvent::VersionsFailed {
-                    service: name,
-                    error: error.to_string(),
-                },
-                Err(join_error) => EngineEvent::VersionsFailed {
-                    service: name,
-                    error: format!("reading versions panicked: {join_error}"),
-                },
-            };
-            let _ = events.send(event);
+            loop {
+                let Ok(_slot) = slots.acquire().await else {
+                    return;
+                };
+                let name = spec.name.clone();
+                let reader = spec.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    versions::read(&reader.deploy_dir, reader.branch.as_deref(), HISTORY_LIMIT)
+                })
+                .await;
+                let event = match read {
+                    Ok(Ok(info)) => EngineEvent::VersionsLoaded {
+                        service: name,
+                        info,
+                    },
+                    Ok(Err(error)) => EngineEvent::VersionsFailed {
+                        service: name,
+                        error: error.to_string(),
+                    },
+                    Err(join_error) => EngineEvent::VersionsFailed {
+                        service: name,
+                        error: format!("reading versions panicked: {join_error}"),
+                    },
+                };
+                if events.send(event).is_err() || !pending.repeat() {
+                    return;
+                }
+            }
         });
     }
 
@@ -347,6 +361,86 @@ async fn take_and_prune(
         pruned.len(),
         backup.keep
     ))
+}
+
+/// A service's entry among the pending reads, removed when dropped.
+struct Pending {
+    services: Arc<Mutex<HashMap<String, bool>>>,
+    service: String,
+    /// Set once [`Pending::repeat`] removed the entry itself.
+    finished: bool,
+}
+
+impl Pending {
+    /// Marks a read of `service` as pending. Returns `None` when one already
+    /// is, after asking it to read once more.
+    fn start(services: &Arc<Mutex<HashMap<String, bool>>>, service: &str) -> Option<Pending> {
+        let mut pending = services.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(again) = pending.get_mut(service) {
+            *again = true;
+            return None;
+        }
+        pending.insert(service.to_owned(), false);
+        Some(Pending {
+            services: Arc::clone(services),
+            service: service.to_owned(),
+            finished: false,
+        })
+    }
+
+    /// Returns whether another refresh was requested since the read began,
+    /// and clears the request. Otherwise removes the entry under the same
+    /// lock, so a refresh requested from then on starts a new read.
+    fn repeat(&mut self) -> bool {
+        let mut pending = self
+            .services
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(again) = pending.get_mut(&self.service)
+            && std::mem::take(again)
+        {
+            return true;
+        }
+        pending.remove(&self.service);
+        self.finished = true;
+        false
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut pending = self
+                .services
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            pending.remove(&self.service);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_read_absorbs_refreshes_and_repeats_once() {
+        let services = Arc::default();
+        let mut first = Pending::start(&services, "web").unwrap();
+
+        assert!(Pending::start(&services, "web").is_none());
+        assert!(Pending::start(&services, "web").is_none());
+        assert!(Pending::start(&services, "db").is_some());
+        assert!(first.repeat());
+        assert!(!first.repeat());
+        // The entry is gone before `first` is dropped, so a new read starts
+        // and dropping `first` leaves the new entry alone.
+        let second = Pending::start(&services, "web").unwrap();
+        drop(first);
+        assert!(Pending::start(&services, "web").is_none());
+        drop(second);
+        assert!(Pending::start(&services, "web").is_some());
+    }
 }
 
 /// Joins an error and its hint into one line for the footer.

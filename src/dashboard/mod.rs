@@ -97,6 +97,7 @@ async fn event_loop(
         events: events_tx,
         messages: messages_tx,
         git_slots: Arc::new(Semaphore::new(VERSIONS_CONCURRENCY)),
+        refreshing: Default::default(),
         cancel: std::sync::Mutex::new(None),
     };
     for spec in &config.services {
