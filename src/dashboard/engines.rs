@@ -419,6 +419,14 @@ impl Drop for Pending {
     }
 }
 
+/// Joins an error and its hint into one line for the footer.
+fn with_hint(error: &dyn std::fmt::Display, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) => format!("{error} ({hint})"),
+        None => error.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,13 +448,5 @@ mod tests {
         assert!(Pending::start(&services, "web").is_none());
         drop(second);
         assert!(Pending::start(&services, "web").is_some());
-    }
-}
-
-/// Joins an error and its hint into one line for the footer.
-fn with_hint(error: &dyn std::fmt::Display, hint: Option<String>) -> String {
-    match hint {
-        Some(hint) => format!("{error} ({hint})"),
-        None => error.to_string(),
     }
 }
