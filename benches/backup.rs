@@ -14,7 +14,11 @@
 //! generates the data there, and removes everything at the end. After the
 //! fixtures are ready, the benchmark, the server and every tool run on one
 //! core. Each scenario runs one untimed round, then alternates which
-//! subject goes first.
+//! subject goes first, with `sync` run untimed before each subject so
+//! that no subject pays for the page cache another left dirty. The folder
+//! restore is compared twice: with the bare tools as they are, which leave
+//! the extracted files unwritten in the page cache, and with `sync -f` on
+//! the new folder before the swap, as rewind syncs before its swap.
 //!
 //! `cargo bench --bench backup`. Parameters (environment):
 //! `BACKUP_RUNS` (5 per subject and scenario), `BACKUP_PG_SCALE` (14, the
@@ -233,6 +237,18 @@ fn directory_scenarios(work: &Path, folder_mb: u64, runs: usize, core: usize) ->
             live = quote(&live),
         ));
     };
+    // The same tools, then `sync -f`: syncfs on the new folder's file
+    // system before the swap, which is what rewind waits for.
+    let restore_bare_synced = || {
+        shell(&format!(
+            "set -e -o pipefail; mkdir {new}; zstd -dc {data} | tar -xf - -C {new}; \
+             sync -f {new}; mv {live} {old}; mv {new} {live}; rm -rf {old}",
+            new = quote(&staging),
+            old = quote(&replaced),
+            data = quote(&data),
+            live = quote(&live),
+        ));
+    };
     restore_rewind();
     restore_bare();
     let restore = alternate(
@@ -241,10 +257,16 @@ fn directory_scenarios(work: &Path, folder_mb: u64, runs: usize, core: usize) ->
         || time(restore_rewind),
         || time(restore_bare),
     );
+    let restore_synced = alternate(
+        "directory restore, bare tool synced",
+        runs,
+        || time(restore_rewind),
+        || time(restore_bare_synced),
+    );
     if std::env::var_os("BACKUP_BREAKDOWN").is_some() {
         print_restore_breakdown(&data, &live, runs, &restore_bare);
     }
-    vec![backup, restore]
+    vec![backup, restore, restore_synced]
 }
 
 /// Times, apart from each other, the passes that a directory restore
@@ -317,11 +339,17 @@ fn alternate(
         bare: Vec::new(),
     };
     for round in 0..runs {
+        // Each subject starts with nothing left to write back, so neither
+        // pays for the page cache the other left dirty.
         if round % 2 == 0 {
+            flush_page_cache();
             timings.rewind.push(rewind());
+            flush_page_cache();
             timings.bare.push(bare());
         } else {
+            flush_page_cache();
             timings.bare.push(bare());
+            flush_page_cache();
             timings.rewind.push(rewind());
         }
         eprintln!(
@@ -331,6 +359,14 @@ fn alternate(
         );
     }
     timings
+}
+
+/// Writes every dirty page of every file system to disk (`sync`).
+fn flush_page_cache() {
+    let status = std::process::Command::new("sync")
+        .status()
+        .expect("run sync");
+    assert!(status.success(), "sync failed");
 }
 
 /// Removes the data file and manifest of `manifest`, so repeated backups
