@@ -99,6 +99,10 @@ pub struct ServiceView {
     /// The recent probe samples, oldest first.
     pub samples: History,
     pub versions: VersionsView,
+    /// Set while `versions` holds only the deployed entry of the history:
+    /// the history of a service that is not selected is dropped to keep
+    /// memory low with many services, and read again when it is selected.
+    pub history_trimmed: bool,
     pub backups: BackupsView,
     /// The strategy `r` plans with.
     pub strategy: Strategy,
@@ -159,6 +163,16 @@ impl ServiceView {
     /// Returns the share of passing samples, or `None` without samples.
     pub fn availability(&self) -> Option<f64> {
         self.samples.availability()
+    }
+
+    /// Drops the history entries other than the deployed one, which the
+    /// services table's version label needs.
+    pub fn trim_history(&mut self) {
+        if let VersionsView::Loaded(info) = &mut self.versions {
+            info.history.retain(|entry| entry.deployed);
+            info.history.shrink_to_fit();
+            self.history_trimmed = true;
+        }
     }
 
     pub fn history(&self) -> &[HistoryEntry] {
@@ -353,6 +367,7 @@ impl App {
                     health: HealthState::Unknown,
                     samples: History::new(),
                     versions: VersionsView::Loading,
+                    history_trimmed: false,
                     backups: if spec.backup.is_some() {
                         BackupsView::Loading
                     } else {

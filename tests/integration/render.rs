@@ -139,8 +139,19 @@ fn loaded_app() -> App {
     app
 }
 
+/// Presses `code` and answers the versions reads it requests, as the
+/// engines would.
 fn key(app: &mut App, code: KeyCode) {
-    update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    let effects = update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    for effect in effects {
+        if let rewind::dashboard::update::Effect::RefreshVersions(service) = effect {
+            let info = history(&service, 0);
+            update(
+                app,
+                Msg::Engine(EngineEvent::VersionsLoaded { service, info }),
+            );
+        }
+    }
 }
 
 fn draw(app: &App, width: u16, height: u16) -> String {

@@ -28,6 +28,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     frame.render_widget(block, area);
 
     let info = match &service.versions {
+        _ if service.history_trimmed => {
+            frame.render_widget(Line::styled("reading git history…", theme::muted()), inner);
+            return;
+        }
         VersionsView::Loading => {
             frame.render_widget(Line::styled("reading git history…", theme::muted()), inner);
             return;

@@ -11,8 +11,12 @@ use crate::engine::versions::VersionInfo;
 pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
     match event {
         EngineEvent::VersionsLoaded { service, info } => {
+            let selected = app
+                .services
+                .get(app.selected)
+                .is_some_and(|view| view.name == service);
             if let Some(view) = app.service_mut(&service) {
-                store_versions(view, info);
+                store_versions(view, info, selected);
             }
             clamp_version_cursor(app);
         }
@@ -112,14 +116,21 @@ pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
     Vec::new()
 }
 
-/// Stores `info` unless it equals the stored versions. Each refresh reads
-/// every service again, and most reads find nothing new. Keeping the stored
-/// copy frees the new one at once, so the long-lived copies are not
-/// reallocated on every refresh.
-fn store_versions(view: &mut ServiceView, info: VersionInfo) {
-    let unchanged = matches!(&view.versions, VersionsView::Loaded(stored) if *stored == info);
+/// Stores `info` unless it equals the stored versions, with the whole
+/// history only when the service is `selected`. Each refresh reads every
+/// service again, and most reads find nothing new. Keeping the stored copy
+/// frees the new one at once, so the long-lived copies are not reallocated
+/// on every refresh.
+fn store_versions(view: &mut ServiceView, mut info: VersionInfo, selected: bool) {
+    if !selected {
+        info.history.retain(|entry| entry.deployed);
+        info.history.shrink_to_fit();
+    }
+    let unchanged = view.history_trimmed != selected
+        && matches!(&view.versions, VersionsView::Loaded(stored) if *stored == info);
     if !unchanged {
         view.versions = VersionsView::Loaded(info);
+        view.history_trimmed = !selected;
     }
 }
 
@@ -149,6 +160,7 @@ mod tests {
             health: HealthState::Unknown,
             samples: History::new(),
             versions: VersionsView::Loading,
+            history_trimmed: false,
             backups: BackupsView::NotConfigured,
             strategy: Strategy::Code,
             backup_max_age: None,
@@ -185,10 +197,10 @@ mod tests {
     #[test]
     fn equal_versions_keep_stored_copy() {
         let mut view = service_view();
-        store_versions(&mut view, versions("c1abcdef"));
+        store_versions(&mut view, versions("c1abcdef"), true);
         let stored = stored_history_address(&view);
 
-        store_versions(&mut view, versions("c1abcdef"));
+        store_versions(&mut view, versions("c1abcdef"), true);
 
         assert_eq!(stored_history_address(&view), stored);
         assert_eq!(view.versions, VersionsView::Loaded(versions("c1abcdef")));
@@ -197,9 +209,9 @@ mod tests {
     #[test]
     fn changed_versions_replace_stored_copy() {
         let mut view = service_view();
-        store_versions(&mut view, versions("c1abcdef"));
+        store_versions(&mut view, versions("c1abcdef"), true);
 
-        store_versions(&mut view, versions("c2abcdef"));
+        store_versions(&mut view, versions("c2abcdef"), true);
 
         assert_eq!(view.versions, VersionsView::Loaded(versions("c2abcdef")));
     }

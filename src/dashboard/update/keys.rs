@@ -260,7 +260,7 @@ fn start_rollback(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     };
     let history = service.history();
-    if !matches!(service.versions, VersionsView::Loaded(_)) {
+    if !matches!(service.versions, VersionsView::Loaded(_)) || service.history_trimmed {
         app.notice = Some(format!("versions of `{name}` are not loaded yet"));
         return Vec::new();
     }

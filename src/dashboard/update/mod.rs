@@ -83,6 +83,27 @@ pub enum Effect {
 
 /// Applies `msg` to `app` and returns the effects to start.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let selected = app.selected;
+    let mut effects = fold(app, msg);
+    if app.selected != selected {
+        effects.extend(selection_moved(app, selected));
+    }
+    effects
+}
+
+/// Drops the history of the service that was selected and requests the
+/// history of the one that is, when it was dropped.
+fn selection_moved(app: &mut App, previous: usize) -> Vec<Effect> {
+    if let Some(view) = app.services.get_mut(previous) {
+        view.trim_history();
+    }
+    match app.services.get(app.selected) {
+        Some(view) if view.history_trimmed => vec![Effect::RefreshVersions(view.name.clone())],
+        _ => Vec::new(),
+    }
+}
+
+fn fold(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => keys::on_key(app, key),
         Msg::Engine(event) => events::on_engine(app, event),

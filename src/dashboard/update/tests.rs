@@ -404,3 +404,54 @@ fn recovery_keys_need_an_unfinished_run() {
         }]
     );
 }
+
+fn load_versions(app: &mut App, service: &str, info: VersionInfo) {
+    update(
+        app,
+        Msg::Engine(EngineEvent::VersionsLoaded {
+            service: service.into(),
+            info,
+        }),
+    );
+}
+
+#[test]
+fn unselected_service_keeps_deployed_entry_only() {
+    let mut app = app();
+    load_versions(&mut app, "orders", versions(0));
+    load_versions(&mut app, "payments", versions(1));
+
+    let orders = &app.services[0];
+    let payments = &app.services[1];
+    assert_eq!(orders.history().len(), 3);
+    assert!(!orders.history_trimmed);
+    assert_eq!(payments.history().len(), 1);
+    assert_eq!(payments.history()[0].commit, "commit1");
+    assert!(payments.history_trimmed);
+    assert_eq!(payments.version_label(), "v2");
+}
+
+#[test]
+fn selecting_trimmed_service_reads_its_history() {
+    let mut app = app();
+    load_versions(&mut app, "orders", versions(0));
+    load_versions(&mut app, "payments", versions(1));
+
+    let effects = press(&mut app, KeyCode::Down);
+
+    assert_eq!(effects, [Effect::RefreshVersions("payments".into())]);
+    assert_eq!(app.services[0].history().len(), 1);
+    assert!(app.services[0].history_trimmed);
+    assert_eq!(app.services[0].version_label(), "v3");
+    // The picker waits for the whole history.
+    assert!(press(&mut app, KeyCode::Char('r')).is_empty());
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("versions of `payments` are not loaded yet")
+    );
+
+    load_versions(&mut app, "payments", versions(1));
+
+    assert_eq!(app.services[1].history().len(), 3);
+    assert!(!app.services[1].history_trimmed);
+}
