@@ -130,6 +130,40 @@ async fn directory_restore_recreates_folder() {
     assert_eq!(tree(&live), original);
 }
 
+#[tokio::test]
+async fn damaged_archive_keeps_live_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    make_tree(&live);
+    let catalog = Catalog::open(&dir.path().join("state"), "files").unwrap();
+    let spec = folder_spec(&live);
+    let manifest = catalog.create(&spec, None, quiet).await.unwrap();
+    fs::write(live.join("stray.txt"), "written after the backup").unwrap();
+    let before = tree(&live);
+    let data = catalog.data_path(&manifest);
+    let intact = fs::read(&data).unwrap();
+
+    // One byte in the middle, which breaks decompression, and the last
+    // byte, which follows the last tar entry.
+    for position in [intact.len() / 2, intact.len() - 1] {
+        let mut damaged = intact.clone();
+        damaged[position] ^= 0x55;
+        fs::write(&data, &damaged).unwrap();
+
+        let error = catalog
+            .restore(manifest.id.as_str(), &spec, quiet)
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(error, BackupError::HashMismatch { .. }),
+            "byte {position}: {error:?}"
+        );
+        assert_eq!(tree(&live), before, "byte {position}");
+        assert_eq!(files_in(dir.path()), ["live", "state"], "byte {position}");
+    }
+}
+
 /// An archive entry: name, type, link target and contents.
 type RawEntry<'a> = (&'a str, EntryType, &'a str, &'a [u8]);
 
