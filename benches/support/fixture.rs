@@ -184,6 +184,7 @@ pub fn filled_app(dir: &Path, count: usize) -> App {
         let event = EngineEvent::VersionsLoaded {
             service: service_name(i),
             info: versions(i),
+            complete: true,
         };
         update(&mut app, Msg::Engine(event));
     }

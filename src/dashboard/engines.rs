@@ -27,11 +27,12 @@ pub(super) struct Engines {
     pub events: mpsc::UnboundedSender<EngineEvent>,
     pub messages: mpsc::UnboundedSender<Msg>,
     pub git_slots: Arc<Semaphore>,
-    /// Services whose versions read is queued or running, each with
-    /// whether another refresh was requested meanwhile. That read then runs
-    /// once more instead of a second read queueing, so reads never pile up
-    /// behind a slow disk and a refresh after a rollback is never lost.
-    pub refreshing: Arc<Mutex<HashMap<String, bool>>>,
+    /// Services whose versions read is queued or running, each with the
+    /// refresh requested meanwhile, if any: `Some(true)` when it asked for
+    /// the whole history. That read then runs once more instead of a second
+    /// read queueing, so reads never pile up behind a slow disk and a
+    /// refresh after a rollback is never lost.
+    pub refreshing: Arc<Mutex<HashMap<String, Option<bool>>>>,
     /// Cancels the run in progress; replaced when a run starts.
     pub cancel: std::sync::Mutex<Option<CancelHandle>>,
 }
@@ -58,7 +59,7 @@ impl Engines {
             Effect::ProbeNow(service) => self.monitor.probe_now(&service),
             Effect::RefreshVersions(service) => {
                 if let Some(spec) = self.config.service(&service) {
-                    self.refresh_versions(spec);
+                    self.refresh_versions(spec, true);
                 }
             }
             Effect::CheckUnfinished => self.check_unfinished(),
@@ -119,14 +120,17 @@ impl Engines {
         });
     }
 
-    pub fn refresh_versions(&self, spec: &ServiceSpec) {
-        let Some(mut pending) = Pending::start(&self.refreshing, &spec.name) else {
+    /// Reads the versions of `spec`, with `HISTORY_LIMIT` entries of
+    /// history when `full`, else with the deployed entry only.
+    pub fn refresh_versions(&self, spec: &ServiceSpec, full: bool) {
+        let Some(mut pending) = Pending::start(&self.refreshing, &spec.name, full) else {
             return;
         };
         let spec = spec.clone();
         let events = self.events.clone();
         let slots = Arc::clone(&self.git_slots);
         tokio::spawn(async move {
+            let mut full = full;
             loop {
                 let Ok(_slot) = slots.acquire().await else {
                     return;
@@ -134,13 +138,19 @@ impl Engines {
                 let name = spec.name.clone();
                 let reader = spec.clone();
                 let read = tokio::task::spawn_blocking(move || {
-                    versions::read(&reader.deploy_dir, reader.branch.as_deref(), HISTORY_LIMIT)
+                    let (dir, branch) = (&reader.deploy_dir, reader.branch.as_deref());
+                    if full {
+                        versions::read(dir, branch, HISTORY_LIMIT)
+                    } else {
+                        versions::read_deployed(dir, branch)
+                    }
                 })
                 .await;
                 let event = match read {
                     Ok(Ok(info)) => EngineEvent::VersionsLoaded {
                         service: name,
                         info,
+                        complete: full,
                     },
                     Ok(Err(error)) => EngineEvent::VersionsFailed {
                         service: name,
@@ -151,8 +161,12 @@ impl Engines {
                         error: format!("reading versions panicked: {join_error}"),
                     },
                 };
-                if events.send(event).is_err() || !pending.repeat() {
+                if events.send(event).is_err() {
                     return;
+                }
+                match pending.repeat() {
+                    Some(again_full) => full = again_full,
+                    None => return,
                 }
             }
         });
@@ -365,7 +379,7 @@ async fn take_and_prune(
 
 /// A service's entry among the pending reads, removed when dropped.
 struct Pending {
-    services: Arc<Mutex<HashMap<String, bool>>>,
+    services: Arc<Mutex<HashMap<String, Option<bool>>>>,
     service: String,
     /// Set once [`Pending::repeat`] removed the entry itself.
     finished: bool,
@@ -373,14 +387,19 @@ struct Pending {
 
 impl Pending {
     /// Marks a read of `service` as pending. Returns `None` when one already
-    /// is, after asking it to read once more.
-    fn start(services: &Arc<Mutex<HashMap<String, bool>>>, service: &str) -> Option<Pending> {
+    /// is, after asking it to read once more, with the whole history when
+    /// this or an earlier request asked for it.
+    fn start(
+        services: &Arc<Mutex<HashMap<String, Option<bool>>>>,
+        service: &str,
+        full: bool,
+    ) -> Option<Pending> {
         let mut pending = services.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(again) = pending.get_mut(service) {
-            *again = true;
+            *again = Some(again.unwrap_or(false) || full);
             return None;
         }
-        pending.insert(service.to_owned(), false);
+        pending.insert(service.to_owned(), None);
         Some(Pending {
             services: Arc::clone(services),
             service: service.to_owned(),
@@ -388,22 +407,23 @@ impl Pending {
         })
     }
 
-    /// Returns whether another refresh was requested since the read began,
-    /// and clears the request. Otherwise removes the entry under the same
-    /// lock, so a refresh requested from then on starts a new read.
-    fn repeat(&mut self) -> bool {
+    /// Returns the refresh requested since the read began, `Some(true)`
+    /// for the whole history, and clears it. Otherwise removes the entry
+    /// under the same lock, so a refresh requested from then on starts a
+    /// new read.
+    fn repeat(&mut self) -> Option<bool> {
         let mut pending = self
             .services
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         if let Some(again) = pending.get_mut(&self.service)
-            && std::mem::take(again)
+            && let Some(full) = again.take()
         {
-            return true;
+            return Some(full);
         }
         pending.remove(&self.service);
         self.finished = true;
-        false
+        None
     }
 }
 
@@ -434,19 +454,21 @@ mod tests {
     #[test]
     fn pending_read_absorbs_refreshes_and_repeats_once() {
         let services = Arc::default();
-        let mut first = Pending::start(&services, "web").unwrap();
+        let mut first = Pending::start(&services, "web", false).unwrap();
 
-        assert!(Pending::start(&services, "web").is_none());
-        assert!(Pending::start(&services, "web").is_none());
-        assert!(Pending::start(&services, "db").is_some());
-        assert!(first.repeat());
-        assert!(!first.repeat());
+        assert!(Pending::start(&services, "web", true).is_none());
+        assert!(Pending::start(&services, "web", false).is_none());
+        assert!(Pending::start(&services, "db", false).is_some());
+        // One request asked for the whole history, so the repeat reads it.
+        assert_eq!(first.repeat(), Some(true));
+        assert_eq!(first.repeat(), None);
         // The entry is gone before `first` is dropped, so a new read starts
         // and dropping `first` leaves the new entry alone.
-        let second = Pending::start(&services, "web").unwrap();
+        let mut second = Pending::start(&services, "web", false).unwrap();
         drop(first);
-        assert!(Pending::start(&services, "web").is_none());
+        assert!(Pending::start(&services, "web", false).is_none());
+        assert_eq!(second.repeat(), Some(false));
         drop(second);
-        assert!(Pending::start(&services, "web").is_some());
+        assert!(Pending::start(&services, "web", false).is_some());
     }
 }

@@ -100,8 +100,10 @@ async fn event_loop(
         refreshing: Default::default(),
         cancel: std::sync::Mutex::new(None),
     };
-    for spec in &config.services {
-        engines.refresh_versions(spec);
+    // The dashboard starts with the first service selected, and only the
+    // selected service needs its whole history.
+    for (index, spec) in config.services.iter().enumerate() {
+        engines.refresh_versions(spec, index == 0);
         engines.load_backups(spec.name.clone());
     }
     engines.start(Effect::CheckUnfinished);
@@ -138,8 +140,8 @@ async fn event_loop(
             Some(event) = events.recv() => Msg::Engine(event),
             Some(msg) = messages.recv() => msg,
             _ = refresh.tick() => {
-                for spec in &config.services {
-                    engines.refresh_versions(spec);
+                for (index, spec) in config.services.iter().enumerate() {
+                    engines.refresh_versions(spec, index == app.selected);
                     engines.load_backups(spec.name.clone());
                 }
                 continue;

@@ -11,8 +11,13 @@ use crate::engine::versions::VersionInfo;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EngineEvent {
-    /// The versions engine read a deploy directory.
-    VersionsLoaded { service: String, info: VersionInfo },
+    /// The versions engine read a deploy directory. `complete` is false
+    /// when `info.history` contains the deployed entry only.
+    VersionsLoaded {
+        service: String,
+        info: VersionInfo,
+        complete: bool,
+    },
     /// The versions engine could not read a deploy directory.
     VersionsFailed { service: String, error: String },
     /// A health probe finished; `state` is the state after this sample.

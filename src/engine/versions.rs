@@ -101,6 +101,22 @@ pub struct Checkout {
 /// (`main`, then `master`, then by name), so versions newer than HEAD stay
 /// listed after a rollback. Without such a branch it starts at HEAD.
 pub fn read(dir: &Path, branch: Option<&str>, limit: usize) -> Result<VersionInfo, VersionsError> {
+    read_with_history(dir, branch, Some(limit))
+}
+
+/// Reads what [`read`] reads, except that the history contains the entry of
+/// HEAD only: what a list of services shows, without walking the history.
+pub fn read_deployed(dir: &Path, branch: Option<&str>) -> Result<VersionInfo, VersionsError> {
+    read_with_history(dir, branch, None)
+}
+
+/// Reads a deploy directory with up to `limit` entries of history, or with
+/// HEAD's entry alone when `limit` is `None`.
+fn read_with_history(
+    dir: &Path,
+    branch: Option<&str>,
+    limit: Option<usize>,
+) -> Result<VersionInfo, VersionsError> {
     let repository = open(dir)?;
     let head = head_commit(&repository, dir)?;
     let current_branch = current_branch(&repository, dir)?;
@@ -117,7 +133,10 @@ pub fn read(dir: &Path, branch: Option<&str>, limit: usize) -> Result<VersionInf
     };
 
     let tags = tag_map(&repository, dir)?;
-    let history = first_parent_history(&repository, dir, tip, limit, &tags, head.id())?;
+    let history = match limit {
+        Some(limit) => first_parent_history(&repository, dir, tip, limit, &tags, head.id())?,
+        None => vec![history_entry(&head, dir, &tags, head.id())?],
+    };
 
     Ok(VersionInfo {
         commit: head.id().to_string(),
@@ -503,7 +522,7 @@ fn tag_map(
         };
         // Peeling reads the whole object behind every tag, which was an
         // eighth of a `read`. packed-refs stores the commit behind an
-        // annotated tag, and a header read tells a commit from a tag object.
+        // annotated tag, and a header read distinguishes a commit from a tag object.
         let direct = reference.target_peel().or_else(|| reference.target());
         let header = direct.map(|id| (id, odb.read_header(id).map(|(_, kind)| kind)));
         let commit = match header {
@@ -1553,5 +1572,25 @@ mod tests {
         assert_eq!(tags_of(0), ["v0.1.0"]);
         let all: Vec<&String> = info.history.iter().flat_map(|entry| &entry.tags).collect();
         assert!(!all.iter().any(|tag| *tag == "tree-tag"), "tags: {all:?}");
+    }
+
+    #[test]
+    fn read_deployed_lists_head_alone() {
+        let fixture = fixture();
+        checkout(fixture.path(), "v0.1.1", None).unwrap();
+
+        let info = read_deployed(fixture.path(), None).unwrap();
+        let full = read(fixture.path(), None, 10).unwrap();
+
+        assert_eq!(info.history.len(), 1);
+        assert_eq!(info.history[0].commit, fixture.id(1));
+        assert!(info.history[0].deployed);
+        assert_eq!(info.history[0].tags, ["release/0.1.1", "v0.1.1"]);
+        assert_eq!(info.label(), full.label());
+        assert_eq!(info.history_branch.as_deref(), Some("main"));
+        assert_eq!(
+            full.history.iter().find(|entry| entry.deployed),
+            Some(&info.history[0])
+        );
     }
 }

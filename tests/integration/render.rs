@@ -117,6 +117,7 @@ fn loaded_app() -> App {
             Msg::Engine(EngineEvent::VersionsLoaded {
                 service: name.into(),
                 info,
+                complete: true,
             }),
         );
     }
@@ -148,7 +149,11 @@ fn key(app: &mut App, code: KeyCode) {
             let info = history(&service, 0);
             update(
                 app,
-                Msg::Engine(EngineEvent::VersionsLoaded { service, info }),
+                Msg::Engine(EngineEvent::VersionsLoaded {
+                    service,
+                    info,
+                    complete: true,
+                }),
             );
         }
     }

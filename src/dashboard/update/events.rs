@@ -10,15 +10,24 @@ use crate::engine::versions::VersionInfo;
 
 pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
     match event {
-        EngineEvent::VersionsLoaded { service, info } => {
+        EngineEvent::VersionsLoaded {
+            service,
+            info,
+            complete,
+        } => {
             let selected = app
                 .services
                 .get(app.selected)
                 .is_some_and(|view| view.name == service);
             if let Some(view) = app.service_mut(&service) {
-                store_versions(view, info, selected);
+                store_versions(view, info, selected && complete);
             }
             clamp_version_cursor(app);
+            // The selection moved to this service while its deployed entry
+            // alone was read.
+            if selected && !complete {
+                return vec![Effect::RefreshVersions(service)];
+            }
         }
         EngineEvent::VersionsFailed { service, error } => {
             if let Some(view) = app.service_mut(&service) {

@@ -135,6 +135,7 @@ fn rollback_key_targets_previous_version() {
         Msg::Engine(EngineEvent::VersionsLoaded {
             service: "orders".into(),
             info,
+            complete: true,
         }),
     );
     let effects = press(&mut app, KeyCode::Char('r'));
@@ -159,6 +160,7 @@ fn rollback_key_uses_version_cursor() {
         Msg::Engine(EngineEvent::VersionsLoaded {
             service: "orders".into(),
             info,
+            complete: true,
         }),
     );
     press(&mut app, KeyCode::Tab);
@@ -184,6 +186,7 @@ fn oldest_version_has_nothing_before_it() {
         Msg::Engine(EngineEvent::VersionsLoaded {
             service: "orders".into(),
             info,
+            complete: true,
         }),
     );
     let effects = press(&mut app, KeyCode::Char('r'));
@@ -280,6 +283,7 @@ fn filter_without_match_blocks_rollback() {
         Msg::Engine(EngineEvent::VersionsLoaded {
             service: "orders".into(),
             info,
+            complete: true,
         }),
     );
     press(&mut app, KeyCode::Char('/'));
@@ -304,6 +308,7 @@ fn read_only_refuses_rollback_key() {
         Msg::Engine(EngineEvent::VersionsLoaded {
             service: "orders".into(),
             info,
+            complete: true,
         }),
     );
     let effects = press(&mut app, KeyCode::Char('r'));
@@ -411,6 +416,7 @@ fn load_versions(app: &mut App, service: &str, info: VersionInfo) {
         Msg::Engine(EngineEvent::VersionsLoaded {
             service: service.into(),
             info,
+            complete: true,
         }),
     );
 }
@@ -454,4 +460,24 @@ fn selecting_trimmed_service_reads_its_history() {
 
     assert_eq!(app.services[1].history().len(), 3);
     assert!(!app.services[1].history_trimmed);
+}
+
+#[test]
+fn deployed_entry_alone_for_selected_service_reads_history() {
+    let mut app = app();
+    let mut info = versions(1);
+    info.history.retain(|entry| entry.deployed);
+
+    let effects = update(
+        &mut app,
+        Msg::Engine(EngineEvent::VersionsLoaded {
+            service: "orders".into(),
+            info,
+            complete: false,
+        }),
+    );
+
+    assert_eq!(effects, [Effect::RefreshVersions("orders".into())]);
+    assert!(app.services[0].history_trimmed);
+    assert_eq!(app.services[0].version_label(), "v2");
 }
