@@ -51,6 +51,18 @@ fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
     update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }
 
+/// Delivers `info` as a complete versions read of `service`.
+fn load_versions(app: &mut App, service: &str, info: VersionInfo) {
+    update(
+        app,
+        Msg::Engine(EngineEvent::VersionsLoaded {
+            service: service.into(),
+            info,
+            complete: true,
+        }),
+    );
+}
+
 fn versions(deployed: usize) -> VersionInfo {
     let history: Vec<HistoryEntry> = (0..3)
         .map(|n| HistoryEntry {
@@ -130,14 +142,7 @@ fn rollback_key_waits_for_versions() {
 fn rollback_key_targets_previous_version() {
     let mut app = app();
     let info = versions(0);
-    update(
-        &mut app,
-        Msg::Engine(EngineEvent::VersionsLoaded {
-            service: "orders".into(),
-            info,
-            complete: true,
-        }),
-    );
+    load_versions(&mut app, "orders", info);
     let effects = press(&mut app, KeyCode::Char('r'));
 
     assert_eq!(
@@ -155,14 +160,7 @@ fn rollback_key_targets_previous_version() {
 fn rollback_key_uses_version_cursor() {
     let mut app = app();
     let info = versions(0);
-    update(
-        &mut app,
-        Msg::Engine(EngineEvent::VersionsLoaded {
-            service: "orders".into(),
-            info,
-            complete: true,
-        }),
-    );
+    load_versions(&mut app, "orders", info);
     press(&mut app, KeyCode::Tab);
     press(&mut app, KeyCode::Char('G'));
     let effects = press(&mut app, KeyCode::Char('r'));
@@ -181,14 +179,7 @@ fn rollback_key_uses_version_cursor() {
 fn oldest_version_has_nothing_before_it() {
     let mut app = app();
     let info = versions(2);
-    update(
-        &mut app,
-        Msg::Engine(EngineEvent::VersionsLoaded {
-            service: "orders".into(),
-            info,
-            complete: true,
-        }),
-    );
+    load_versions(&mut app, "orders", info);
     let effects = press(&mut app, KeyCode::Char('r'));
 
     assert!(effects.is_empty());
@@ -278,14 +269,7 @@ fn plan(from: &str, to: &str) -> Plan {
 fn filter_without_match_blocks_rollback() {
     let mut app = app();
     let info = versions(0);
-    update(
-        &mut app,
-        Msg::Engine(EngineEvent::VersionsLoaded {
-            service: "orders".into(),
-            info,
-            complete: true,
-        }),
-    );
+    load_versions(&mut app, "orders", info);
     press(&mut app, KeyCode::Char('/'));
     press(&mut app, KeyCode::Char('z'));
     press(&mut app, KeyCode::Enter);
@@ -303,14 +287,7 @@ fn read_only_refuses_rollback_key() {
     let mut app = app();
     app.read_only = true;
     let info = versions(0);
-    update(
-        &mut app,
-        Msg::Engine(EngineEvent::VersionsLoaded {
-            service: "orders".into(),
-            info,
-            complete: true,
-        }),
-    );
+    load_versions(&mut app, "orders", info);
     let effects = press(&mut app, KeyCode::Char('r'));
 
     assert!(effects.is_empty());
@@ -407,17 +384,6 @@ fn recovery_keys_need_an_unfinished_run() {
             service: "orders".into(),
             mode: crate::engine::rollback::journal::RecoveryMode::Abort,
         }]
-    );
-}
-
-fn load_versions(app: &mut App, service: &str, info: VersionInfo) {
-    update(
-        app,
-        Msg::Engine(EngineEvent::VersionsLoaded {
-            service: service.into(),
-            info,
-            complete: true,
-        }),
     );
 }
 
