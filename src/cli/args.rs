@@ -199,7 +199,7 @@ pub struct RestoreArgs {
     /// Run without asking for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Why the data is restored, recorded in the audit log
+    /// Reason for the restore, recorded in the audit log
     #[arg(long)]
     pub reason: Option<String>,
 }

@@ -5,10 +5,10 @@
 //! resets colours, underline colour and attributes after every frame. Over
 //! a slow SSH link a frame in which one service changes state should cost
 //! a few dozen bytes. This backend keeps the terminal's style between the
-//! cells of a frame and changes only what differs in one escape sequence,
-//! uses the 16 ANSI colour codes where they apply, moves along a row with
-//! a column-only move, and leaves the cursor visibility alone when it
-//! already is what ratatui requests.
+//! cells of a frame and changes only what differs, in one escape sequence.
+//! It uses the 16 ANSI colour codes where they apply and moves along a row
+//! with a column-only move. It writes the cursor visibility only when it
+//! differs from what ratatui requests.
 
 use std::io::{self, Write};
 
@@ -303,12 +303,14 @@ mod tests {
         };
         assert_eq!(params(PLAIN, bold_red), [1, 31]);
         assert_eq!(params(bold_red, PLAIN), [22, 39]);
+
         let dim = Style {
             modifier: Modifier::DIM,
             ..bold_red
         };
         // Normal intensity clears bold and dim together, so dim comes back.
         assert_eq!(params(bold_red, dim), [22, 2]);
+
         let reversed_gray = Style {
             fg: Color::DarkGray,
             bg: Color::Blue,
@@ -316,12 +318,14 @@ mod tests {
         };
         assert_eq!(params(PLAIN, reversed_gray), [3, 7, 90, 44]);
         assert_eq!(params(reversed_gray, PLAIN), [23, 27, 39, 49]);
+
         let rich = Style {
             fg: Color::Indexed(208),
             bg: Color::Rgb(1, 2, 3),
             modifier: Modifier::empty(),
         };
         assert_eq!(params(PLAIN, rich), [38, 5, 208, 48, 2, 1, 2, 3]);
+
         let white_on_light_cyan = Style {
             fg: Color::White,
             bg: Color::LightCyan,
@@ -331,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn draw_moves_only_between_gaps_and_resets_at_the_end() {
+    fn draw_moves_across_gaps_then_resets() {
         let mut backend = Compact::new(Vec::new());
         let red = RatatuiStyle::new().fg(Color::Red);
         let cells = [
@@ -370,7 +374,7 @@ mod tests {
             String::from_utf8(backend.writer.clone()).unwrap(),
             "\x1b[?25l\x1b[?25h"
         );
-        // A cleared screen forgets both the cursor and its visibility.
+        // After a clear, the cursor position and visibility are unknown.
         backend.writer.clear();
         backend.clear().unwrap();
         backend.show_cursor().unwrap();

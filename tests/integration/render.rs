@@ -140,8 +140,8 @@ fn loaded_app() -> App {
     app
 }
 
-/// Presses `code` and answers the versions reads it requests, as the
-/// engines would.
+/// Presses `code`, then delivers the versions that each read it requests
+/// returns, as the engines would.
 fn key(app: &mut App, code: KeyCode) {
     let effects = update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
     for effect in effects {

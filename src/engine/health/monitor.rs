@@ -97,8 +97,8 @@ fn schedule(
             // The task stopped: nothing more to schedule for it.
             Err(mpsc::error::TrySendError::Closed(_)) => continue,
         }
-        // A due time that passed while the thread was held up moves on to
-        // one period from now, so no burst of probes follows.
+        // When the thread was held up past the next due time, that probe is
+        // due now, so a delay costs one late probe, not a burst.
         let next = (due + slot.period).max(now);
         heap.push(Reverse((next, index, generation)));
     }
