@@ -90,17 +90,22 @@ async fn client(role: &str) {
     let per_target: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
     let dir = tempfile::tempdir().expect("create a temporary folder");
 
-    let handle = match role {
-        "floor" => tokio::spawn(floor(settings.ports.clone(), Arc::clone(&per_target))),
-        _ => tokio::spawn(rewind_monitor(
+    // The rewind client folds and draws in this future, on the thread that
+    // runs `block_on`, as the dashboard's event loop does. The monitor runs
+    // its probes on a thread of its own.
+    let mut work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match role {
+        "floor" => Box::pin(floor(settings.ports.clone(), Arc::clone(&per_target))),
+        _ => Box::pin(rewind_monitor(
             dir.path().to_path_buf(),
             settings.ports.clone(),
             settings.dashboard,
             Arc::clone(&per_target),
         )),
     };
-
-    time::sleep(settings.warmup).await;
+    tokio::select! {
+        () = &mut work => panic!("the {role} client stopped during the warm-up"),
+        () = time::sleep(settings.warmup) => {}
+    }
     let pid = std::process::id();
     let snapshot = |counts: &[AtomicU64]| -> Vec<u64> {
         counts.iter().map(|n| n.load(Ordering::Relaxed)).collect()
@@ -108,12 +113,15 @@ async fn client(role: &str) {
     let cpu_before = super::cpu_time(pid).unwrap_or_default();
     let before = snapshot(&per_target);
     MEASURING.store(true, Ordering::Relaxed);
-    time::sleep(settings.measure).await;
+    tokio::select! {
+        () = &mut work => panic!("the {role} client stopped while measured"),
+        () = time::sleep(settings.measure) => {}
+    }
     MEASURING.store(false, Ordering::Relaxed);
     let cpu_after = super::cpu_time(pid).unwrap_or_default();
     let after = snapshot(&per_target);
     let (rss, hwm) = super::rss_kib(pid).unwrap_or_default();
-    handle.abort();
+    drop(work);
 
     let lateness: Vec<f64> = LATENESS
         .lock()
@@ -235,15 +243,15 @@ async fn rewind_monitor(
     }
 }
 
-type SinkTerminal = ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::Sink>>;
+type SinkTerminal = ratatui::Terminal<rewind::dashboard::backend::Compact<std::io::Sink>>;
 
-/// Returns a 200x60 terminal that encodes frames as the dashboard's does
-/// and drops the bytes.
+/// Returns a 200x60 terminal that encodes frames with the dashboard's
+/// backend and drops the bytes.
 fn sink_terminal() -> SinkTerminal {
     let options = ratatui::TerminalOptions {
         viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 200, 60)),
     };
-    let backend = ratatui::backend::CrosstermBackend::new(std::io::sink());
+    let backend = rewind::dashboard::backend::Compact::new(std::io::sink());
     ratatui::Terminal::with_options(backend, options).expect("create a terminal")
 }
 
