@@ -46,11 +46,52 @@ struct Reset {
     at: StdInstant,
 }
 
+/// Due time of a service's next periodic probe, passed from the scheduler
+/// thread to the probe task. It replaces a one-slot channel per service,
+/// which took about 1.1 KiB of heap each (heaptrack).
+#[derive(Default)]
+struct Tick {
+    /// The due time not yet taken by the task. When one is pending, the
+    /// scheduler keeps it and drops the newer one, so lateness counts from
+    /// the first missed due time.
+    due: std::sync::Mutex<Option<StdInstant>>,
+    ready: Notify,
+}
+
+impl Tick {
+    /// Stores `due` unless a due time is pending, and wakes the task.
+    fn send(&self, due: StdInstant) {
+        let mut pending = self
+            .due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.is_none() {
+            *pending = Some(due);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Waits for the next due time and takes it.
+    async fn recv(&self) -> StdInstant {
+        loop {
+            self.ready.notified().await;
+            let pending = self
+                .due
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(due) = pending {
+                return due;
+            }
+        }
+    }
+}
+
 /// The scheduler thread's side of one service.
 struct Slot {
     period: Duration,
-    /// Channel of due times; a full channel means a probe is due already.
-    ticks: mpsc::Sender<StdInstant>,
+    /// Shared with the probe task, which holds the only other reference.
+    tick: Arc<Tick>,
     /// Incremented by each reset, so that heap entries from before it are
     /// skipped.
     generation: u64,
@@ -94,11 +135,11 @@ fn schedule(
         if generation != slot.generation {
             continue;
         }
-        match slot.ticks.try_send(due) {
-            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-            // The task stopped: nothing more to schedule for it.
-            Err(mpsc::error::TrySendError::Closed(_)) => continue,
+        // The task stopped, so nothing more is scheduled for it.
+        if Arc::strong_count(&slot.tick) == 1 {
+            continue;
         }
+        slot.tick.send(due);
         // When the thread was held up past the next due time, that probe is
         // due now, so a delay costs one late probe, not a burst.
         let next = (due + slot.period).max(now);
@@ -205,10 +246,10 @@ impl Monitor {
             let waker = Arc::new(Notify::new());
             let period = service.health.interval.max(MIN_PERIOD);
             let phase = index as f64 / services.len() as f64;
-            let (ticks, tick_receiver) = mpsc::channel(1);
+            let tick = Arc::new(Tick::default());
             slots.push(Slot {
                 period,
-                ticks,
+                tick: Arc::clone(&tick),
                 generation: 0,
             });
             first.push(started + period + period.mul_f64(phase));
@@ -217,7 +258,7 @@ impl Monitor {
                 service: service.name.clone(),
                 index,
                 spec: service.health.clone(),
-                ticks: tick_receiver,
+                tick,
                 resets: resets.clone(),
                 waker: Arc::clone(&waker),
                 events: events.clone(),
@@ -289,7 +330,7 @@ struct ServiceTask {
     index: usize,
     spec: HealthSpec,
     /// Due times of the periodic probes, from the scheduler thread.
-    ticks: mpsc::Receiver<StdInstant>,
+    tick: Arc<Tick>,
     resets: std::sync::mpsc::Sender<Reset>,
     waker: Arc<Notify>,
     events: mpsc::UnboundedSender<EngineEvent>,
@@ -298,7 +339,7 @@ struct ServiceTask {
 impl ServiceTask {
     /// Probes on each tick or wake-up, one probe at a time, until the
     /// receiver of the events is dropped.
-    async fn run(mut self) {
+    async fn run(self) {
         let service = self.service.clone();
         let service = service.as_str();
         let mut tracker = Tracker::new(&self.spec);
@@ -309,10 +350,7 @@ impl ServiceTask {
             let due = match first.take() {
                 Some(due) => due,
                 None => tokio::select! {
-                    due = self.ticks.recv() => match due {
-                        Some(due) => time::Instant::from_std(due),
-                        None => break,
-                    },
+                    due = self.tick.recv() => time::Instant::from_std(due),
                     _ = self.waker.notified() => {
                         let now = time::Instant::now();
                         let _ = self.resets.send(Reset { index: self.index, at: now.into_std() });
@@ -421,32 +459,53 @@ mod tests {
     fn schedule_sends_due_times_and_follows_resets() {
         let period = Duration::from_millis(200);
         let start = StdInstant::now() + Duration::from_millis(20);
-        let (first_ticks, mut first) = mpsc::channel(1);
-        let (second_ticks, mut second) = mpsc::channel(1);
-        let slot = |ticks| Slot {
+        let first = Arc::new(Tick::default());
+        let second = Arc::new(Tick::default());
+        let slot = |tick: &Arc<Tick>| Slot {
             period,
-            ticks,
+            tick: Arc::clone(tick),
             generation: 0,
         };
-        let slots = vec![slot(first_ticks), slot(second_ticks)];
+        let slots = vec![slot(&first), slot(&second)];
         let offset = Duration::from_millis(100);
         let (resets, receiver) = std::sync::mpsc::channel();
         let thread =
             std::thread::spawn(move || schedule(slots, vec![start, start + offset], receiver));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let recv = |tick: &Tick| runtime.block_on(tick.recv());
 
-        assert_eq!(first.blocking_recv(), Some(start));
-        assert_eq!(second.blocking_recv(), Some(start + offset));
-        let again = first.blocking_recv().unwrap();
+        assert_eq!(recv(&first), start);
+        assert_eq!(recv(&second), start + offset);
+        let again = recv(&first);
         assert_eq!(again, start + period);
         assert!(StdInstant::now() >= again);
 
         // A probe out of schedule moves the next one to a period after it.
         let at = StdInstant::now();
         resets.send(Reset { index: 0, at }).unwrap();
-        assert_eq!(first.blocking_recv(), Some(at + period));
+        assert_eq!(recv(&first), at + period);
 
         drop(resets);
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn tick_keeps_first_due_time() {
+        let tick = Tick::default();
+        let early = StdInstant::now();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+
+        tick.send(early);
+        tick.send(early + Duration::from_secs(1));
+        let taken = runtime.block_on(tick.recv());
+        let pending = *tick.due.lock().unwrap();
+
+        assert_eq!(taken, early);
+        assert_eq!(pending, None);
     }
 
     #[test]
