@@ -157,6 +157,8 @@ fn run_once(targets: usize, minutes: u64) -> String {
         series.push((seconds, ours, theirs));
     }
     let peak = support::rss_kib(dashboard_pid).map_or(0, |(_, hwm)| hwm);
+    let ours_parts = support::rss_parts_kib(dashboard_pid).unwrap_or_default();
+    let floor_parts = support::rss_parts_kib(floor.id()).unwrap_or_default();
 
     let mut writer = pty.master.take_writer().expect("pty writer");
     let _ = writer.write_all(b"q");
@@ -190,6 +192,13 @@ fn run_once(targets: usize, minutes: u64) -> String {
         minutes / 2,
         number((end as f64 - middle as f64) / 1024.0),
         number((end as f64 - floor_end as f64) / 1024.0),
+    ));
+    text.push_str(&format!(
+        "at the end, anonymous and file pages: dashboard {} and {} MiB, floor loop {} and {} MiB\n",
+        mib(ours_parts.0),
+        mib(ours_parts.1),
+        mib(floor_parts.0),
+        mib(floor_parts.1),
     ));
     text
 }

@@ -215,6 +215,14 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field_kib(&text, "VmRSS:")?, field_kib(&text, "VmHWM:")?))
 }
 
+/// Returns the resident memory of process `pid` in KiB, split into anonymous pages
+/// (heap and stacks) and file pages (the mapped binary and libraries),
+/// from `/proc/PID/status`.
+pub fn rss_parts_kib(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some((field_kib(&text, "RssAnon:")?, field_kib(&text, "RssFile:")?))
+}
+
 /// CPU time (user plus system) that process `pid` has used, summed over
 /// its threads, from `/proc/PID/stat`.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
