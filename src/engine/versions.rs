@@ -10,6 +10,9 @@ use git2::build::CheckoutBuilder;
 use git2::{BranchType, Commit, ErrorCode, ObjectType, Oid, Repository, StatusOptions, StatusShow};
 use serde::{Deserialize, Serialize};
 
+mod index_file;
+mod worktree;
+
 /// State of a deploy directory: the checked-out version and the versions it can go to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
@@ -747,9 +750,20 @@ fn index_matches_head(repository: &Repository) -> bool {
         .is_ok_and(|tree| tree == head_tree.id())
 }
 
-/// Lists changed, staged and untracked paths with one status scan. A staged
-/// rename lists only its new path.
+/// Lists changed, staged and untracked paths, sorted. A staged rename lists
+/// only its new path.
+///
+/// The quick check reads the index file itself and returns the same list
+/// when stat data decides every file. Otherwise libgit2 scans the tree.
 fn statuses(repository: &Repository, dir: &Path) -> Result<Vec<String>, VersionsError> {
+    match worktree::quick_statuses(repository) {
+        Some(paths) => Ok(paths),
+        None => libgit2_statuses(repository, dir),
+    }
+}
+
+/// Lists what [`statuses`] lists with one libgit2 status scan.
+fn libgit2_statuses(repository: &Repository, dir: &Path) -> Result<Vec<String>, VersionsError> {
     let mut options = StatusOptions::new();
     options
         .include_untracked(true)
