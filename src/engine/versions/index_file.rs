@@ -13,7 +13,8 @@ use std::ops::Range;
 /// that ends the index file.
 pub(super) const OID_LENGTH: usize = 20;
 
-/// Longest path libgit2 (`GIT_PATH_MAX`) reads from a version 4 index.
+/// Length that no path libgit2 1.9 reads from an index reaches:
+/// `GIT_PATH_MAX` (4096), which counts the terminating NUL.
 const MAX_PATH_LENGTH: usize = 4096;
 
 /// Length of an entry's fixed fields, up to and including the 16-bit flags.
@@ -275,13 +276,13 @@ fn parse_tree_extension(body: &[u8]) -> Option<Option<RootTree>> {
 
 /// Tells whether libgit2 1.9 reads `path` from an index without error.
 ///
-/// libgit2 rejects `.` and `..` components, names that NTFS or HFS+ resolve
-/// to `.git` (such as `.git.`, `.GIT`, `git~1` or `.git` with Unicode
-/// characters that HFS+ ignores) and, for symbolic links, names that resolve
-/// to `.gitmodules`. This check rejects a superset of those, since a
-/// rejected path only means that libgit2 decides.
+/// libgit2 rejects empty, `.` and `..` components and names that NTFS
+/// resolves to `.git` (such as `.git.`, `.GIT` or `git~1`). This check also
+/// rejects paths that libgit2 accepts on Linux, such as names that HFS+
+/// resolves to `.git` and symbolic links named like `.gitmodules`, because
+/// a rejected path only means that libgit2 decides.
 fn is_plain_path(path: &[u8], is_symlink: bool) -> bool {
-    if path.is_empty() || path.len() > MAX_PATH_LENGTH {
+    if path.is_empty() || path.len() >= MAX_PATH_LENGTH {
         return false;
     }
     path.split(|&byte| byte == b'/').all(|component| {
@@ -519,13 +520,24 @@ mod tests {
     fn parse_reads_long_paths() {
         let long = format!("{}/file.txt", "d".repeat(5000));
         let within = format!("{}/file.txt", "d".repeat(4000));
+        // libgit2 reads paths of up to 4,095 bytes, NUL excluded.
+        let longest = format!("{}/file.txt", "d".repeat(4086));
+        let too_long = format!("{}/file.txt", "d".repeat(4087));
         for version in [2, 4] {
-            let bytes = index_bytes(version, &[regular(&within)], &[]);
-            let index = parse(&bytes).unwrap();
-            assert_eq!(index.path(&index.entries[0]), within, "version {version}");
+            for path in [&within, &longest] {
+                let bytes = index_bytes(version, &[regular(path)], &[]);
+                let index = parse(&bytes).unwrap();
+                assert_eq!(index.path(&index.entries[0]), path, "version {version}");
+            }
 
-            let bytes = index_bytes(version, &[regular(&long)], &[]);
-            assert!(parse(&bytes).is_none(), "version {version}");
+            for path in [&long, &too_long] {
+                let bytes = index_bytes(version, &[regular(path)], &[]);
+                assert!(
+                    parse(&bytes).is_none(),
+                    "version {version}, {} bytes",
+                    path.len()
+                );
+            }
         }
     }
 

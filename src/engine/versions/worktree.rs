@@ -40,6 +40,17 @@ const MAX_DEPTH: usize = 64;
 /// cheaper in libgit2.
 const MAX_IGNORE_CHECKS: usize = 256;
 
+/// Length of an absolute path at which libgit2 fails: it builds the full
+/// path of every file, and the kernel rejects paths of `PATH_MAX` bytes
+/// with their terminating NUL. This walk opens each file relative to its
+/// directory, so it would still reach such a file, and returns `None`
+/// instead.
+const PATH_MAX: usize = 4096;
+
+/// Largest index file this module reads. A bigger one, real or corrupt,
+/// goes to libgit2.
+const MAX_INDEX_BYTES: u64 = 256 << 20;
+
 /// Lists the paths that [`super::libgit2_statuses`] would list, sorted and
 /// deduplicated, or returns `None` when this module cannot decide them.
 ///
@@ -67,11 +78,18 @@ pub(super) fn quick_statuses(repository: &Repository) -> Option<Vec<String>> {
         return None;
     }
 
+    let workdir_length = workdir.as_os_str().len();
+    let longest = index.entries.iter().map(|entry| index.path(entry).len());
+    if workdir_length + longest.max().unwrap_or(0) >= PATH_MAX {
+        return None;
+    }
+
     let mut walk = Walk {
         repository,
         index: &index,
         settings,
         index_mtime,
+        workdir_length,
         ignore_checks: 0,
         dirty: Vec::new(),
     };
@@ -133,10 +151,17 @@ impl Settings {
 /// Reads and parses the index file and returns it with the file's mtime in
 /// seconds and nanoseconds.
 fn read_index(path: &Path) -> Option<(IndexFile, (i64, i64))> {
-    let mut file = File::open(path).ok()?;
+    let file = File::open(path).ok()?;
     let metadata = file.metadata().ok()?;
+    if metadata.len() > MAX_INDEX_BYTES {
+        return None;
+    }
     let mut data = Vec::with_capacity(usize::try_from(metadata.len()).ok()?);
-    file.read_to_end(&mut data).ok()?;
+    // The file may grow after the stat, so the read stops past the limit.
+    file.take(MAX_INDEX_BYTES + 1).read_to_end(&mut data).ok()?;
+    if data.len() as u64 > MAX_INDEX_BYTES {
+        return None;
+    }
     let index = index_file::parse(&data)?;
     Some((index, (metadata.mtime(), metadata.mtime_nsec())))
 }
@@ -163,6 +188,8 @@ struct Walk<'a> {
     settings: Settings,
     /// mtime of the index file as libgit2 keeps it: seconds, nanoseconds.
     index_mtime: (i64, i64),
+    /// Length of the work tree's path, which ends in `/`.
+    workdir_length: usize,
     /// Ignore checks made so far, at most [`MAX_IGNORE_CHECKS`].
     ignore_checks: usize,
     dirty: Vec<String>,
@@ -269,6 +296,11 @@ impl<'a> Walk<'a> {
         file_type: FileType,
         depth: usize,
     ) -> Option<()> {
+        // libgit2 fails on the full path, and its trailing slash for a
+        // directory.
+        if self.workdir_length + path.len() + 1 >= PATH_MAX {
+            return None;
+        }
         match file_type {
             FileType::Directory => {
                 // A trailing slash lets directory-only patterns (`logs/`)
@@ -280,6 +312,10 @@ impl<'a> Walk<'a> {
                 }
             }
             FileType::RegularFile | FileType::Symlink => {
+                // libgit2 leaves out a file it cannot stat, such as one in a
+                // directory that can be read but not searched, so that case
+                // goes to libgit2.
+                stat_at(parent, name)?;
                 if !self.is_ignored(path)? {
                     self.dirty.push(path.to_owned());
                 }
@@ -1030,6 +1066,26 @@ mod tests {
         work_tree.write("src/a", "now a file\n");
 
         work_tree.assert_deferred(&["src/a", "src/a/one.txt"]);
+    }
+
+    #[test]
+    fn quick_status_defers_path_beyond_path_max() {
+        let work_tree = WorkTree::committed();
+        // 4,090 bytes: git accepts it, but with the work tree's path in
+        // front it reaches PATH_MAX, where libgit2's lstat fails.
+        let name = format!("{}file.txt..", format!("{}/", "d".repeat(254)).repeat(16));
+        let blob = work_tree.git(&["rev-parse", "HEAD:app.txt"]);
+        let cacheinfo = format!("100644,{},{name}", blob.trim());
+        work_tree.git(&["update-index", "--add", "--cacheinfo", &cacheinfo]);
+        work_tree.git(&["commit", "-q", "-m", "Add a long path"]);
+        work_tree.git(&["checkout", "--", "."]);
+        // An index dated after every file (2033) leaves no entry racily
+        // clean.
+        work_tree.set_mtime(".git/index", 2_000_000_000, 0);
+
+        assert_eq!(name.len(), 4090);
+        assert_eq!(work_tree.quick(), None);
+        assert_eq!(work_tree.statuses(), work_tree.libgit2());
     }
 
     #[test]
