@@ -141,6 +141,7 @@ fn run_once(targets: usize, minutes: u64) -> String {
         .env(ROLE_ENV, "floor")
         .env("TARGET_PORTS", &ports_text)
         .env("WARMUP_SECONDS", "0")
+        .env("RECORD_LATENESS", "0")
         .env("MEASURE_SECONDS", (duration.as_secs() + 60).to_string())
         .stdout(Stdio::null())
         .spawn()
