@@ -35,7 +35,7 @@ pub fn observe_lateness(observer: fn(Duration)) -> bool {
 pub struct Monitor {
     tasks: Vec<JoinHandle<()>>,
     wakers: HashMap<String, Arc<Notify>>,
-    /// Dropping it ends the probe thread's runtime.
+    /// Sender whose drop ends the probe thread's runtime.
     _stop: Option<oneshot::Sender<()>>,
 }
 
@@ -51,9 +51,9 @@ struct Reset {
 /// which took about 1.1 KiB of heap each (heaptrack).
 #[derive(Default)]
 struct Tick {
-    /// The due time not yet taken by the task. When one is pending, the
-    /// scheduler keeps it and drops the newer one, so lateness counts from
-    /// the first missed due time.
+    /// Due time that the task has not received yet. While one is pending,
+    /// the scheduler drops newer ones, so lateness counts from the first
+    /// missed due time.
     due: std::sync::Mutex<Option<StdInstant>>,
     ready: Notify,
 }
@@ -90,7 +90,8 @@ impl Tick {
 /// The scheduler thread's side of one service.
 struct Slot {
     period: Duration,
-    /// Shared with the probe task, which holds the only other reference.
+    /// Due-time cell shared with the probe task, which holds the only other
+    /// reference.
     tick: Arc<Tick>,
     /// Incremented by each reset, so that heap entries from before it are
     /// skipped.
@@ -147,18 +148,20 @@ fn schedule(
     }
 }
 
-/// Time slice that the probe and scheduler threads ask for.
+/// Time slice that the probe and scheduler threads request.
 const SHORT_SLICE: Duration = Duration::from_micros(100);
 
 /// Asks the kernel to run the calling thread in slices of [`SHORT_SLICE`]
 /// instead of its default (1.4 ms on the benchmark machine). Linux's EEVDF
-/// scheduler (6.6 and later) gives a thread with a shorter slice an earlier
-/// deadline, so the thread can preempt a drawing thread on the same core
-/// when a probe falls due. The health benchmark measured the effect: p99
-/// lateness while the dashboard draws went from 0.78 ms to 0.16 to 0.22 ms.
-/// The call keeps the policy and the nice value, so it needs no privilege.
-/// Kernels without `sched_setattr` return an error and the thread keeps its
-/// default slice.
+/// scheduler gives a thread with a shorter slice an earlier deadline, so
+/// the thread can preempt a drawing thread on the same core when a probe
+/// falls due. In the health benchmark the p99 lateness while the dashboard
+/// draws went from 0.78 ms to 0.16 ms. The call keeps the policy and the
+/// nice value, so it needs no privilege. Kernels without `sched_setattr`
+/// return an error, and the thread keeps its default slice.
+///
+/// NOTE: measured on Linux 6.18 only. Which earlier kernels honour a
+/// requested slice for normal threads was not checked.
 pub fn prefer_short_slices() -> std::io::Result<()> {
     /// `struct sched_attr` as the kernel's first version defines it.
     #[repr(C)]
@@ -227,7 +230,7 @@ impl Monitor {
         {
             Ok(runtime) => runtime,
             Err(error) => {
-                tracing::error!(%error, "cannot start the health probe runtime");
+                tracing::error!(%error, "failed to start the health probe runtime, so no service is probed");
                 return Monitor {
                     tasks: Vec::new(),
                     wakers: HashMap::new(),
@@ -272,12 +275,12 @@ impl Monitor {
             .name("health-probes".to_owned())
             .spawn(move || {
                 ask_for_short_slices();
-                // Returns when the monitor drops its end; dropping the
-                // runtime then drops every task still on it.
+                // Returns when the monitor drops its end of the channel.
+                // Dropping the runtime then drops every task still on it.
                 let _ = runtime.block_on(stopped);
             });
         if let Err(error) = spawned {
-            tracing::error!(%error, "cannot start the health probe thread");
+            tracing::error!(%error, "failed to start the health probe thread, so no service is probed");
         }
         // The tasks hold the only senders of resets, so the thread returns
         // once every task has stopped.
@@ -501,10 +504,10 @@ mod tests {
 
         tick.send(early);
         tick.send(early + Duration::from_secs(1));
-        let taken = runtime.block_on(tick.recv());
+        let received = runtime.block_on(tick.recv());
         let pending = *tick.due.lock().unwrap();
 
-        assert_eq!(taken, early);
+        assert_eq!(received, early);
         assert_eq!(pending, None);
     }
 
@@ -523,8 +526,8 @@ mod tests {
         .join()
         .unwrap();
 
-        // Kernels before 6.6, or built without scheduler debugging, show no
-        // slice; the call must still succeed.
+        // Kernels without EEVDF or without scheduler debugging show no slice,
+        // and there the call must still succeed.
         if slice(&before).is_some() {
             assert_eq!(slice(&after), Some(100_000), "{after}");
         }

@@ -13,7 +13,7 @@ use std::ops::Range;
 /// that ends the index file.
 pub(super) const OID_LENGTH: usize = 20;
 
-/// Length that no path libgit2 1.9 reads from an index reaches:
+/// Path length at which libgit2 1.9 rejects an index path:
 /// `GIT_PATH_MAX` (4096), which counts the terminating NUL.
 const MAX_PATH_LENGTH: usize = 4096;
 
