@@ -160,7 +160,10 @@ fn phase(index: usize, count: usize, period: Duration) -> Duration {
 /// intervals start spread over the period, as rewind's monitor spreads its
 /// periodic probes, so that lateness compares like with like.
 async fn floor(ports: Vec<u16>, per_target: Arc<Vec<AtomicU64>>) {
-    let client = rewind::engine::health::client();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build the floor's reqwest client");
     let period = Duration::from_secs(1);
     let start = Instant::now();
     let count = ports.len();

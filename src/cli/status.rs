@@ -100,7 +100,7 @@ pub async fn run(config: &Config, args: &StatusArgs) -> color_eyre::Result<i32> 
     Ok(super::EXIT_OK)
 }
 
-async fn status_of(spec: &ServiceSpec, client: &reqwest::Client) -> ServiceStatus {
+async fn status_of(spec: &ServiceSpec, client: &health::Client) -> ServiceStatus {
     let dir = spec.deploy_dir.clone();
     let branch = spec.branch.clone();
     let version = tokio::task::spawn_blocking(move || versions::read(&dir, branch.as_deref(), 50));

@@ -11,7 +11,7 @@ use crate::config::{Config, ServiceSpec};
 use crate::engine::backup::{Catalog, Progress};
 use crate::engine::coord::audit;
 use crate::engine::event::EngineEvent;
-use crate::engine::health::Monitor;
+use crate::engine::health::{self, Monitor};
 use crate::engine::rollback::journal::{RecoveryMode, RunKind};
 use crate::engine::rollback::{self, Cancel, CancelHandle, RunOptions, RunOutcome, StepKind};
 use crate::engine::versions;
@@ -22,7 +22,7 @@ use super::update::{Effect, Msg};
 /// Everything the loop needs to start effects.
 pub(super) struct Engines {
     pub config: Arc<Config>,
-    pub client: reqwest::Client,
+    pub client: health::Client,
     pub monitor: Monitor,
     pub events: mpsc::UnboundedSender<EngineEvent>,
     pub messages: mpsc::UnboundedSender<Msg>,

@@ -89,11 +89,12 @@ async fn event_loop(
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (messages_tx, mut messages) = mpsc::unbounded_channel();
-    let client = health::client();
+    // The monitor's probes and a rollback's health checks run on different
+    // runtimes, so each keeps its own idle connections.
     let engines = Engines {
-        monitor: Monitor::start(client.clone(), &config.services, events_tx.clone()),
+        monitor: Monitor::start(health::client(), &config.services, events_tx.clone()),
         config: Arc::clone(&config),
-        client,
+        client: health::client(),
         events: events_tx,
         messages: messages_tx,
         git_slots: Arc::new(Semaphore::new(VERSIONS_CONCURRENCY)),

@@ -3,6 +3,7 @@
 //! buffer of samples for the dashboard.
 
 mod history;
+mod http;
 mod monitor;
 mod probe;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use serde::Serialize;
 use crate::config::HealthSpec;
 
 pub use history::{History, HistorySample};
+pub use http::Client;
 pub use monitor::{Monitor, observe_lateness};
 pub use probe::{client, probe, redact_url, wait_healthy};
 

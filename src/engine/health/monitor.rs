@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time;
 use tracing::{debug, info};
 
+use super::http::Client;
 use super::probe::{probe, redact_url};
 use super::{MIN_PERIOD, Tracker};
 use crate::config::{HealthSpec, ServiceSpec};
@@ -219,7 +220,7 @@ impl Monitor {
     /// all probe in the same millisecond. A task stops when the monitor is
     /// dropped or when the receiver of `events` is dropped.
     pub fn start(
-        client: reqwest::Client,
+        client: Client,
         services: &[ServiceSpec],
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> Monitor {
@@ -327,7 +328,7 @@ impl Drop for Monitor {
 
 /// State of the probe task of one service.
 struct ServiceTask {
-    client: reqwest::Client,
+    client: Client,
     service: String,
     /// Position of the service in the scheduler's slots.
     index: usize,

@@ -7,36 +7,44 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::{self, MissedTickBehavior};
 
+use super::http::{Client, Failure};
 use super::{MIN_PERIOD, ProbeOutcome, Sample};
 use crate::config::HealthSpec;
 
 /// Maximum time to open a TCP connection, whatever the probe timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Request timeout for requests that do not set their own.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Maximum number of same-origin redirects a probe follows.
-const MAX_REDIRECTS: usize = 3;
+pub(super) const MAX_REDIRECTS: usize = 3;
 
 /// Maximum number of response body bytes a probe reads.
-const BODY_READ_LIMIT: usize = 4096;
+pub(super) const BODY_READ_LIMIT: usize = 4096;
 
 /// Maximum number of body characters quoted in a `BadStatus` error.
 const BODY_EXCERPT_CHARS: usize = 200;
 
-/// Builds the one HTTP client every probe shares.
+/// Builds the HTTP client that probes share.
 ///
 /// The client connects within one second, uses no proxy and follows at most
 /// three redirects, and only those that stay on the same scheme, host and
 /// port. A redirect to another origin is not followed, so the probe returns
-/// the 3xx status, which passes unless `expected_status` excludes it.
+/// the 3xx status, which passes unless `expected_status` excludes it. Plain
+/// `http://` URLs go through rewind's own HTTP/1.1 client
+/// (`health::http`), others through reqwest with rustls.
+pub fn client() -> Client {
+    Client::default()
+}
+
+/// Builds the reqwest client for `https://` probes, with the same rules.
 ///
 /// # Panics
 ///
 /// Panics when the TLS backend cannot be initialised, as
 /// `reqwest::Client::new` does.
-pub fn client() -> reqwest::Client {
+pub(super) fn reqwest_client() -> reqwest::Client {
     let redirects = reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error("too many redirects");
@@ -69,7 +77,92 @@ pub fn client() -> reqwest::Client {
 /// The timeout covers connecting, the response headers and reading the body.
 /// Error texts name the host and port but never the userinfo, path or query
 /// of the URL.
-pub async fn probe(client: &reqwest::Client, spec: &HealthSpec) -> Sample {
+pub async fn probe(client: &Client, spec: &HealthSpec) -> Sample {
+    if spec.url.scheme() == "http" {
+        probe_plain(client, spec).await
+    } else {
+        // Boxed, so that the rarer TLS path does not enlarge every probe
+        // task's future.
+        Box::pin(probe_tls(client.tls(), spec)).await
+    }
+}
+
+/// Probes an `http://` URL with rewind's own client.
+async fn probe_plain(client: &Client, spec: &HealthSpec) -> Sample {
+    let at = SystemTime::now();
+    let started = Instant::now();
+    let response = match client.get(&spec.url, spec.timeout).await {
+        Ok(response) => response,
+        Err(failure) => {
+            let (outcome, text) = describe_failure(failure, spec);
+            return Sample {
+                at,
+                outcome,
+                status: None,
+                latency: started.elapsed(),
+                error: Some(scrub(text, &spec.url)),
+            };
+        }
+    };
+    judge(spec, at, response.status, response.latency, &response.body)
+}
+
+/// Returns the sample for a response with `status` and `body`.
+fn judge(spec: &HealthSpec, at: SystemTime, status: u16, latency: Duration, body: &[u8]) -> Sample {
+    if spec.accepts(status) {
+        return Sample {
+            at,
+            outcome: ProbeOutcome::Passed,
+            status: Some(status),
+            latency,
+            error: None,
+        };
+    }
+    let excerpt = body_excerpt(body);
+    let text = if excerpt.is_empty() {
+        format!("status {status}")
+    } else {
+        format!("status {status}: {excerpt}")
+    };
+    Sample {
+        at,
+        outcome: ProbeOutcome::BadStatus,
+        status: Some(status),
+        latency,
+        error: Some(scrub(text, &spec.url)),
+    }
+}
+
+/// Returns the outcome and the error text of a plain HTTP failure.
+fn describe_failure(failure: Failure, spec: &HealthSpec) -> (ProbeOutcome, String) {
+    let endpoint = endpoint(&spec.url);
+    match failure {
+        Failure::Refused => (
+            ProbeOutcome::Refused,
+            format!("connection refused by {endpoint}"),
+        ),
+        Failure::ConnectTimedOut => (
+            ProbeOutcome::TimedOut,
+            format!("connect to {endpoint} timed out"),
+        ),
+        Failure::TimedOut => (
+            ProbeOutcome::TimedOut,
+            format!(
+                "no response from {endpoint} within {}",
+                humantime::format_duration(spec.timeout)
+            ),
+        ),
+        Failure::Connect(cause) => (
+            ProbeOutcome::Refused,
+            format!("connect to {endpoint} failed: {cause}"),
+        ),
+        Failure::Redirect(cause) => (ProbeOutcome::Failed, format!("redirect failed: {cause}")),
+        Failure::Request(cause) => (ProbeOutcome::Failed, format!("request failed: {cause}")),
+    }
+}
+
+/// Probes a URL of another scheme, `https://`, with reqwest.
+async fn probe_tls(client: &reqwest::Client, spec: &HealthSpec) -> Sample {
     let at = SystemTime::now();
     let started = Instant::now();
     let result = client
@@ -94,31 +187,9 @@ pub async fn probe(client: &reqwest::Client, spec: &HealthSpec) -> Sample {
     };
 
     let status = response.status().as_u16();
-    if spec.accepts(status) {
-        // Reading the body lets the connection go back to the pool.
-        read_body(response).await;
-        return Sample {
-            at,
-            outcome: ProbeOutcome::Passed,
-            status: Some(status),
-            latency,
-            error: None,
-        };
-    }
-
-    let excerpt = body_excerpt(&read_body(response).await);
-    let text = if excerpt.is_empty() {
-        format!("status {status}")
-    } else {
-        format!("status {status}: {excerpt}")
-    };
-    Sample {
-        at,
-        outcome: ProbeOutcome::BadStatus,
-        status: Some(status),
-        latency,
-        error: Some(scrub(text, &spec.url)),
-    }
+    // Reading the body lets the connection go back to the pool.
+    let body = read_body(response).await;
+    judge(spec, at, status, latency, &body)
 }
 
 /// Probes every `poll` until `spec.success_threshold` consecutive probes pass
@@ -129,7 +200,7 @@ pub async fn probe(client: &reqwest::Client, spec: &HealthSpec) -> Sample {
 /// call returns soon after `timeout`. A zero `timeout` returns `Err` with no
 /// samples.
 pub async fn wait_healthy(
-    client: &reqwest::Client,
+    client: &Client,
     spec: &HealthSpec,
     timeout: Duration,
     poll: Duration,
@@ -181,7 +252,7 @@ pub fn redact_url(url: &reqwest::Url) -> String {
     redacted.to_string()
 }
 
-/// Classifies a request error as an outcome and a lowercase error text.
+/// Classifies a reqwest error as an outcome and a lowercase error text.
 fn classify(error: &reqwest::Error, spec: &HealthSpec) -> (ProbeOutcome, String) {
     let endpoint = endpoint(&spec.url);
 

@@ -44,7 +44,7 @@ pub async fn execute(
     plan: &Plan,
     spec: &ServiceSpec,
     state_dir: &Path,
-    client: &reqwest::Client,
+    client: &crate::engine::health::Client,
     events: &UnboundedSender<EngineEvent>,
     options: RunOptions,
 ) -> RunOutcome {
@@ -178,7 +178,7 @@ pub(super) async fn change_version(
     plan: &Plan,
     spec: &ServiceSpec,
     state_dir: &Path,
-    client: &reqwest::Client,
+    client: &crate::engine::health::Client,
     report: &mut Reporter<'_>,
     cancel: &Cancel,
     done: &[StepKind],

@@ -132,7 +132,7 @@ pub async fn recover(
     recovery: &RecoveryPlan,
     spec: &ServiceSpec,
     state_dir: &Path,
-    client: &reqwest::Client,
+    client: &crate::engine::health::Client,
     events: &UnboundedSender<EngineEvent>,
     cancel: Cancel,
 ) -> Result<RunOutcome, RecoverError> {

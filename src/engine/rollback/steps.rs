@@ -124,7 +124,7 @@ fn describe_probe(sample: &Sample) -> String {
 
 pub(super) async fn verify(
     spec: &ServiceSpec,
-    client: &reqwest::Client,
+    client: &health::Client,
     report: &Reporter<'_>,
 ) -> Result<String, String> {
     let health = &spec.health;
@@ -158,7 +158,7 @@ pub(super) async fn verify(
 /// row fail.
 pub(super) async fn settle(
     spec: &ServiceSpec,
-    client: &reqwest::Client,
+    client: &health::Client,
     report: &Reporter<'_>,
 ) -> Result<String, String> {
     let health = &spec.health;

@@ -1,0 +1,993 @@
+//! A small HTTP/1.1 client for health probes of plain `http://` URLs.
+//!
+//! A probe sends one GET and needs the status and the first few KiB of the
+//! body. A general client keeps a task with read and write buffers for each
+//! open connection, tens of KiB each, so with a thousand services those
+//! make up most of the dashboard's memory. This client keeps an idle
+//! connection as its socket alone and allocates buffers only while a
+//! request runs.
+//!
+//! It follows same-origin redirects, reuses keep-alive connections, reads
+//! `Content-Length`, chunked and close-delimited bodies, and sends the URL's
+//! userinfo as basic authentication. It uses no proxy and no TLS: URLs with
+//! any other scheme go through reqwest (see [`Client::tls`]).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant as StdInstant};
+
+use base64::Engine as _;
+use reqwest::Url;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{self, Instant};
+use url::{Host, Position};
+
+use super::probe::{BODY_READ_LIMIT, CONNECT_TIMEOUT, MAX_REDIRECTS};
+
+/// Maximum size of a response head (status line and headers).
+pub(super) const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Maximum number of header lines in a response head.
+const MAX_HEADERS: usize = 64;
+
+/// Maximum number of chunked bytes read past the head before the body is cut.
+const MAX_FRAMING_BYTES: usize = 64 * 1024;
+
+/// An idle connection older than this is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Maximum number of idle connections kept per host and port.
+const MAX_IDLE_PER_ORIGIN: usize = 2;
+
+/// The HTTP client that health probes share. Clones share idle connections.
+#[derive(Clone, Default)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Idle keep-alive connections by `host:port`, newest last.
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    /// Client for URLs other than `http://`, built at first use.
+    tls: OnceLock<reqwest::Client>,
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: StdInstant,
+}
+
+/// A final response: the status, at most [`BODY_READ_LIMIT`] bytes of the
+/// body, and the time from the start of the request to its head.
+#[derive(Debug)]
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) body: Vec<u8>,
+    pub(super) latency: Duration,
+}
+
+/// Reason a request got no response. The texts are lowercase and quote no
+/// part of the URL.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// Every address of the host refused the connection.
+    Refused,
+    /// No connection within the connect timeout.
+    ConnectTimedOut,
+    /// No connection, for another reason such as a failed name lookup.
+    Connect(String),
+    /// The request timeout ran out before the response head arrived.
+    TimedOut,
+    /// A redirect could not be followed.
+    Redirect(String),
+    /// The connection failed or the response was not HTTP/1.x.
+    Request(String),
+}
+
+/// Failure of one attempt on one connection.
+enum Attempt {
+    /// The connection closed or reset before any byte of a response: a
+    /// reused connection that the server had closed meanwhile.
+    Closed,
+    Failed(Failure),
+}
+
+/// Rule that finds the end of a response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// Fields read from the head of a response.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    /// Bytes of the head, including the blank line that ends it.
+    len: usize,
+    framing: Framing,
+    keep_alive: bool,
+    location: Option<String>,
+}
+
+/// One response read from a connection.
+struct Exchange {
+    head: Head,
+    body: Vec<u8>,
+    at: StdInstant,
+}
+
+impl Client {
+    /// Sends a GET for `url`, an `http://` URL, and follows at most
+    /// [`MAX_REDIRECTS`] redirects that keep its scheme, host and port.
+    ///
+    /// `timeout` covers connecting, every redirect and the response heads.
+    /// A body that is still arriving when it runs out is cut there.
+    pub(super) async fn get(&self, url: &Url, timeout: Duration) -> Result<Response, Failure> {
+        let started = StdInstant::now();
+        let deadline = Instant::now() + timeout;
+        let authorization = authorization(url);
+        let mut current = url.clone();
+        let mut followed = 0;
+
+        loop {
+            let exchange = self
+                .exchange(&current, authorization.as_deref(), deadline)
+                .await?;
+            let next = match &exchange.head.location {
+                Some(location) if is_redirect(exchange.head.status) => current.join(location).ok(),
+                _ => None,
+            };
+            let Some(next) = next else {
+                return Ok(Response {
+                    status: exchange.head.status,
+                    body: exchange.body,
+                    latency: exchange.at.duration_since(started),
+                });
+            };
+            if followed == MAX_REDIRECTS {
+                return Err(Failure::Redirect("too many redirects".to_owned()));
+            }
+            if next.origin() != current.origin() {
+                return Ok(Response {
+                    status: exchange.head.status,
+                    body: exchange.body,
+                    latency: exchange.at.duration_since(started),
+                });
+            }
+            followed += 1;
+            current = next;
+        }
+    }
+
+    /// Returns the reqwest client for URLs that are not `http://`, built at
+    /// its first use so that a dashboard probing only plain HTTP never loads
+    /// TLS roots.
+    pub(super) fn tls(&self) -> &reqwest::Client {
+        self.inner.tls.get_or_init(super::probe::reqwest_client)
+    }
+
+    /// Number of idle connections kept for `host:port`.
+    #[cfg(test)]
+    pub(super) fn idle_count(&self, origin: &str) -> usize {
+        let idle = self.inner.idle.lock().unwrap();
+        idle.get(origin).map_or(0, Vec::len)
+    }
+
+    /// Sends one request for `url` and reads its response, on an idle
+    /// connection when there is one that is still open. When that connection
+    /// turns out closed before any response byte, the request goes once
+    /// more on a new connection.
+    async fn exchange(
+        &self,
+        url: &Url,
+        authorization: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Exchange, Failure> {
+        let origin = origin_key(url);
+        let request = request_bytes(url, authorization);
+
+        if let Some(stream) = self.take_idle(&origin) {
+            match self.send(stream, &origin, &request, deadline).await {
+                Ok(exchange) => return Ok(exchange),
+                Err(Attempt::Failed(failure)) => return Err(failure),
+                Err(Attempt::Closed) => {}
+            }
+        }
+
+        let stream = connect(url, deadline).await?;
+        match self.send(stream, &origin, &request, deadline).await {
+            Ok(exchange) => Ok(exchange),
+            Err(Attempt::Failed(failure)) => Err(failure),
+            Err(Attempt::Closed) => Err(Failure::Request(
+                "connection closed before a response".to_owned(),
+            )),
+        }
+    }
+
+    /// Writes `request` on `stream`, reads the response and keeps the
+    /// connection for reuse when the response ended cleanly and the server
+    /// allows it.
+    async fn send(
+        &self,
+        mut stream: TcpStream,
+        origin: &str,
+        request: &[u8],
+        deadline: Instant,
+    ) -> Result<Exchange, Attempt> {
+        match time::timeout_at(deadline, stream.write_all(request)).await {
+            Err(_) => return Err(Attempt::Failed(Failure::TimedOut)),
+            Ok(Err(error)) if is_closed(&error) => return Err(Attempt::Closed),
+            Ok(Err(error)) => return Err(Attempt::Failed(request_failed(&error))),
+            Ok(Ok(())) => {}
+        }
+
+        let mut raw = Vec::with_capacity(1024);
+        let head = read_head(&mut stream, &mut raw, deadline).await?;
+        let at = StdInstant::now();
+        let (body, reusable) = read_body(&mut stream, raw, &head, deadline).await;
+        if reusable && head.keep_alive {
+            self.put_idle(origin, stream);
+        }
+        Ok(Exchange { head, body, at })
+    }
+
+    /// Takes the newest idle connection to `origin` that is still open and
+    /// younger than [`IDLE_TIMEOUT`], closing the others it passes.
+    fn take_idle(&self, origin: &str) -> Option<TcpStream> {
+        loop {
+            let idle = {
+                let mut pool = self
+                    .inner
+                    .idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                pool.get_mut(origin)?.pop()?
+            };
+            if idle.since.elapsed() < IDLE_TIMEOUT && is_open(&idle.stream) {
+                return Some(idle.stream);
+            }
+        }
+    }
+
+    /// Keeps `stream` for the next request to `origin`, unless
+    /// [`MAX_IDLE_PER_ORIGIN`] connections already wait there.
+    fn put_idle(&self, origin: &str, stream: TcpStream) {
+        let mut pool = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let list = pool.entry(origin.to_owned()).or_default();
+        list.retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
+        if list.len() < MAX_IDLE_PER_ORIGIN {
+            list.push(Idle {
+                stream,
+                since: StdInstant::now(),
+            });
+        }
+    }
+}
+
+/// Tells whether an idle connection is still open with nothing to read.
+/// A closed one reads end of file; one with unread bytes cannot be reused.
+fn is_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Tells whether `error` means the peer had closed the connection.
+fn is_closed(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+fn request_failed(error: &io::Error) -> Failure {
+    Failure::Request(error.to_string().to_lowercase())
+}
+
+/// Opens a TCP connection to the host and port of `url`, trying each
+/// address of the host in turn within [`CONNECT_TIMEOUT`] and `deadline`.
+async fn connect(url: &Url, deadline: Instant) -> Result<TcpStream, Failure> {
+    let port = url.port_or_known_default().unwrap_or(80);
+    let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+    // The request timeout, when it ends first, is reported as such.
+    let (connect_deadline, timed_out) = if connect_deadline < deadline {
+        (connect_deadline, Failure::ConnectTimedOut)
+    } else {
+        (deadline, Failure::TimedOut)
+    };
+
+    let addresses: Vec<SocketAddr> = match url.host() {
+        Some(Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
+        Some(Host::Ipv6(ip)) => vec![SocketAddr::from((ip, port))],
+        Some(Host::Domain(name)) => {
+            match time::timeout_at(connect_deadline, tokio::net::lookup_host((name, port))).await {
+                Err(_) => return Err(timed_out),
+                Ok(Err(error)) => {
+                    let cause = error.to_string().to_lowercase();
+                    return Err(Failure::Connect(format!("dns error: {cause}")));
+                }
+                Ok(Ok(found)) => found.collect(),
+            }
+        }
+        None => return Err(Failure::Connect("the url has no host".to_owned())),
+    };
+
+    let mut last_error = None;
+    for address in addresses {
+        match time::timeout_at(connect_deadline, TcpStream::connect(address)).await {
+            Err(_) => return Err(timed_out),
+            Ok(Ok(stream)) => {
+                // The request goes out in one write; nothing waits to merge.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(error)) => last_error = Some(error),
+        }
+    }
+    match last_error {
+        None => Err(Failure::Connect("dns error: no addresses found".to_owned())),
+        Some(error) if error.kind() == io::ErrorKind::ConnectionRefused => Err(Failure::Refused),
+        Some(error) => Err(Failure::Connect(error.to_string().to_lowercase())),
+    }
+}
+
+/// Reads into `raw` until it contains a whole final response head, skipping
+/// informational (1xx) responses, and returns that head.
+async fn read_head(
+    stream: &mut TcpStream,
+    raw: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<Head, Attempt> {
+    let mut received = false;
+    loop {
+        match parse_head(raw) {
+            Err(text) => return Err(Attempt::Failed(Failure::Request(text))),
+            Ok(Some(head)) if (100..200).contains(&head.status) && head.status != 101 => {
+                raw.drain(..head.len);
+                continue;
+            }
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) if raw.len() >= MAX_HEAD_BYTES => {
+                let text = format!("response head is larger than {} KiB", MAX_HEAD_BYTES / 1024);
+                return Err(Attempt::Failed(Failure::Request(text)));
+            }
+            Ok(None) => {}
+        }
+
+        raw.reserve(1024);
+        match time::timeout_at(deadline, stream.read_buf(raw)).await {
+            Err(_) => return Err(Attempt::Failed(Failure::TimedOut)),
+            Ok(Ok(0)) | Ok(Err(_)) if !received => return Err(Attempt::Closed),
+            Ok(Ok(0)) => {
+                let text = "connection closed in the middle of the response head".to_owned();
+                return Err(Attempt::Failed(Failure::Request(text)));
+            }
+            Ok(Err(error)) => return Err(Attempt::Failed(request_failed(&error))),
+            Ok(Ok(_)) => received = true,
+        }
+    }
+}
+
+/// Reads the body that follows `head` in `raw` and on `stream`, up to
+/// [`BODY_READ_LIMIT`] bytes. Returns the body and whether the response
+/// ended exactly at its end, so that the connection can carry another
+/// request. A read error, a cut body or the deadline ends the read and
+/// keeps what arrived.
+async fn read_body(
+    stream: &mut TcpStream,
+    mut raw: Vec<u8>,
+    head: &Head,
+    deadline: Instant,
+) -> (Vec<u8>, bool) {
+    raw.drain(..head.len);
+    let mut open = true;
+    loop {
+        if let Some(done) = finished_body(&mut raw, head.framing, open) {
+            return done;
+        }
+        raw.reserve(1024);
+        match time::timeout_at(deadline, stream.read_buf(&mut raw)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => open = false,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Returns the body in `raw` and whether the connection can carry another
+/// request, or `None` while the body needs more bytes and the connection
+/// is `open`.
+fn finished_body(raw: &mut Vec<u8>, framing: Framing, open: bool) -> Option<(Vec<u8>, bool)> {
+    match framing {
+        Framing::Empty => Some((Vec::new(), raw.is_empty())),
+        Framing::Length(length) => {
+            let length = usize::try_from(length).unwrap_or(usize::MAX);
+            if raw.len() >= length {
+                let exact = raw.len() == length;
+                raw.truncate(length.min(BODY_READ_LIMIT));
+                return Some((std::mem::take(raw), exact && length <= BODY_READ_LIMIT));
+            }
+            if raw.len() >= BODY_READ_LIMIT || !open {
+                raw.truncate(BODY_READ_LIMIT);
+                return Some((std::mem::take(raw), false));
+            }
+            None
+        }
+        Framing::UntilClose => {
+            if raw.len() >= BODY_READ_LIMIT || !open {
+                raw.truncate(BODY_READ_LIMIT);
+                return Some((std::mem::take(raw), false));
+            }
+            None
+        }
+        Framing::Chunked => match decode_chunked(raw, BODY_READ_LIMIT) {
+            Chunks::Ended { body, used } => Some((body, used == raw.len())),
+            Chunks::Cut(body) => Some((body, false)),
+            Chunks::Partial(body) if !open || raw.len() > MAX_FRAMING_BYTES => Some((body, false)),
+            Chunks::Partial(_) => None,
+        },
+    }
+}
+
+/// Progress of decoding a chunked body.
+#[derive(Debug, PartialEq, Eq)]
+enum Chunks {
+    /// The last chunk and the trailers arrived; `used` bytes of the input
+    /// held the body.
+    Ended { body: Vec<u8>, used: usize },
+    /// The body reached the limit, or its framing is malformed.
+    Cut(Vec<u8>),
+    /// More input is needed; the body so far.
+    Partial(Vec<u8>),
+}
+
+/// Decodes the chunked body at the start of `raw`, keeping at most `limit`
+/// bytes of it.
+fn decode_chunked(raw: &[u8], limit: usize) -> Chunks {
+    let mut body = Vec::new();
+    let mut at = 0;
+
+    loop {
+        let Some(line_end) = find_crlf(&raw[at..]) else {
+            return Chunks::Partial(body);
+        };
+        let line = &raw[at..at + line_end];
+        let size_text = line.split(|&byte| byte == b';').next().unwrap_or_default();
+        let size = std::str::from_utf8(size_text)
+            .ok()
+            .and_then(|text| usize::from_str_radix(text.trim(), 16).ok());
+        let Some(size) = size else {
+            return Chunks::Cut(body);
+        };
+        let data = at + line_end + 2;
+
+        if size == 0 {
+            // Trailer lines, each ending in CRLF, end with an empty line.
+            let mut trailer = data;
+            loop {
+                let Some(end) = find_crlf(&raw[trailer..]) else {
+                    return Chunks::Partial(body);
+                };
+                trailer += end + 2;
+                if end == 0 {
+                    return Chunks::Ended {
+                        body,
+                        used: trailer,
+                    };
+                }
+            }
+        }
+
+        let available = raw.len().saturating_sub(data).min(size);
+        let room = limit - body.len();
+        body.extend_from_slice(&raw[data..data + available.min(room)]);
+        if body.len() >= limit {
+            return Chunks::Cut(body);
+        }
+        let Some(chunk_end) = data.checked_add(size) else {
+            return Chunks::Cut(body);
+        };
+        if raw.len() < chunk_end + 2 {
+            return Chunks::Partial(body);
+        }
+        if &raw[chunk_end..chunk_end + 2] != b"\r\n" {
+            return Chunks::Cut(body);
+        }
+        at = chunk_end + 2;
+    }
+}
+
+/// Position of the first CRLF in `bytes`.
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|pair| pair == b"\r\n")
+}
+
+/// Parses the response head at the start of `raw`: `None` when it is not
+/// complete yet, an error text when it is not an HTTP/1.x response head.
+fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(raw) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => {
+            let cause = error.to_string().to_lowercase();
+            return Err(format!("invalid http response: {cause}"));
+        }
+    };
+    let status = response.code.unwrap_or_default();
+    let http_11 = response.version == Some(1);
+
+    let mut lengths = Vec::new();
+    let mut chunked = None;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut location = None;
+    for header in response.headers.iter() {
+        let value = String::from_utf8_lossy(header.value);
+        if header.name.eq_ignore_ascii_case("content-length") {
+            lengths.push(value.trim().parse::<u64>().ok());
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only the last coding decides how the body ends.
+            let last = value.rsplit(',').next().unwrap_or_default();
+            chunked = Some(last.trim().eq_ignore_ascii_case("chunked"));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',') {
+                close |= token.trim().eq_ignore_ascii_case("close");
+                keep_alive |= token.trim().eq_ignore_ascii_case("keep-alive");
+            }
+        } else if header.name.eq_ignore_ascii_case("location") {
+            location = std::str::from_utf8(header.value).ok().map(str::to_owned);
+        }
+    }
+
+    let framing = if matches!(status, 101 | 204 | 304) {
+        Framing::Empty
+    } else if let Some(chunked) = chunked {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if let Some(first) = lengths.first() {
+        match first {
+            Some(length) if lengths.iter().all(|other| other == first) => Framing::Length(*length),
+            _ => return Err("invalid http response: content-length is not one number".to_owned()),
+        }
+    } else {
+        Framing::UntilClose
+    };
+
+    Ok(Some(Head {
+        status,
+        len,
+        framing,
+        keep_alive: status != 101 && !close && (http_11 || keep_alive),
+        location,
+    }))
+}
+
+/// Tells whether `status` is a redirect status.
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Returns `host:port`, the key of the idle connections to `url`.
+fn origin_key(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    format!("{host}:{port}")
+}
+
+/// Returns the `Authorization` value for the userinfo of `url`, if any.
+fn authorization(url: &Url) -> Option<String> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut credentials = decode(url.username());
+    credentials.push(':');
+    if let Some(password) = url.password() {
+        credentials.push_str(&decode(password));
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    Some(format!("Basic {encoded}"))
+}
+
+/// Builds the GET request for `url`.
+fn request_bytes(url: &Url, authorization: Option<&str>) -> Vec<u8> {
+    let target = match &url[Position::BeforePath..Position::AfterQuery] {
+        "" => "/",
+        target => target,
+    };
+    let host = url.host_str().unwrap_or_default();
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {host}");
+    if let Some(port) = url.port() {
+        request.push_str(&format!(":{port}"));
+    }
+    request.push_str(concat!(
+        "\r\nUser-Agent: rewind/",
+        env!("CARGO_PKG_VERSION"),
+        "\r\nAccept: */*\r\n"
+    ));
+    if let Some(authorization) = authorization {
+        request.push_str(&format!("Authorization: {authorization}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::engine::health::test_support::TestServer;
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    /// Action of the scripted server on a request.
+    #[derive(Clone, Copy)]
+    enum Reply {
+        /// Writes the bytes and waits for the next request.
+        Send(&'static [u8]),
+        /// Writes the bytes and closes the connection.
+        SendClose(&'static [u8]),
+        /// Closes the connection without a response.
+        Close,
+    }
+
+    /// A server on 127.0.0.1 that responds to the requests on its n-th
+    /// connection with the n-th script (the last script for later
+    /// connections), closes a connection when its script ends, and records
+    /// every request.
+    struct Scripted {
+        addr: SocketAddr,
+        accepted: Arc<AtomicUsize>,
+        requests: Arc<Mutex<Vec<String>>>,
+        task: JoinHandle<()>,
+    }
+
+    impl Scripted {
+        async fn start(scripts: Vec<Vec<Reply>>) -> Scripted {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let task = tokio::spawn({
+                let accepted = Arc::clone(&accepted);
+                let requests = Arc::clone(&requests);
+                async move {
+                    loop {
+                        let (stream, _) = listener.accept().await.unwrap();
+                        let index = accepted.fetch_add(1, Ordering::SeqCst);
+                        let script = scripts[index.min(scripts.len() - 1)].clone();
+                        tokio::spawn(serve(stream, script, Arc::clone(&requests)));
+                    }
+                }
+            });
+            Scripted {
+                addr,
+                accepted,
+                requests,
+                task,
+            }
+        }
+
+        fn url(&self, rest: &str) -> Url {
+            Url::parse(&format!("http://{}{rest}", self.addr)).unwrap()
+        }
+
+        fn accepted(&self) -> usize {
+            self.accepted.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Scripted {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn serve(mut stream: TcpStream, script: Vec<Reply>, requests: Arc<Mutex<Vec<String>>>) {
+        for reply in script {
+            let mut request = Vec::new();
+            while find_crlf_crlf(&request).is_none() {
+                let mut chunk = [0u8; 1024];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => request.extend_from_slice(&chunk[..read]),
+                }
+            }
+            requests
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(request).unwrap());
+            match reply {
+                Reply::Send(bytes) => stream.write_all(bytes).await.unwrap(),
+                Reply::SendClose(bytes) => {
+                    stream.write_all(bytes).await.unwrap();
+                    return;
+                }
+                Reply::Close => return,
+            }
+        }
+        // Records one more request, if the client sends one, and closes.
+        let mut chunk = [0u8; 1024];
+        if let Ok(read @ 1..) = stream.read(&mut chunk).await {
+            let request = String::from_utf8_lossy(&chunk[..read]).into_owned();
+            requests.lock().unwrap().push(request);
+        }
+    }
+
+    fn find_crlf_crlf(bytes: &[u8]) -> Option<usize> {
+        bytes.windows(4).position(|window| window == b"\r\n\r\n")
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn reuses_keep_alive_connection() {
+        let server = Scripted::start(vec![vec![Reply::Send(OK); 3]]).await;
+        let client = Client::default();
+
+        for _ in 0..3 {
+            let response = client.get(&server.url("/health"), TIMEOUT).await.unwrap();
+            assert_eq!(
+                (response.status, response.body.as_slice()),
+                (200, &b"ok"[..])
+            );
+        }
+
+        assert_eq!(server.accepted(), 1);
+        assert_eq!(client.idle_count(&server.addr.to_string()), 1);
+    }
+
+    #[tokio::test]
+    async fn reconnects_after_connection_close_header() {
+        let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(close)]]).await;
+        let client = Client::default();
+
+        for _ in 0..2 {
+            let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            assert_eq!(response.status, 200);
+        }
+
+        assert_eq!(server.accepted(), 2);
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn retries_once_when_idle_connection_closes_on_request() {
+        // The first connection responds once and closes at the next request.
+        let server = Scripted::start(vec![vec![Reply::Send(OK)], vec![Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!((first.status, second.status), (200, 200));
+        assert_eq!(server.accepted(), 2);
+        assert_eq!(server.requests.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn new_connection_closed_without_response_fails() {
+        let server = Scripted::start(vec![vec![Reply::Close]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("connection closed before a response".to_owned())
+        );
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn reads_chunked_body_and_keeps_connection() {
+        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n6;note=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(chunked)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.status, 503);
+        assert_eq!(response.body, b"hello world");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 1);
+    }
+
+    #[tokio::test]
+    async fn reads_body_until_close() {
+        let reply = b"HTTP/1.0 503 Service Unavailable\r\n\r\ndatabase down";
+        let server = Scripted::start(vec![vec![Reply::SendClose(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.status, 503);
+        assert_eq!(response.body, b"database down");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn keeps_partial_body_when_time_runs_out() {
+        let reply = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100\r\n\r\nhello";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+        let client = Client::default();
+
+        let response = client
+            .get(&server.url("/"), Duration::from_millis(200))
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 500);
+        assert_eq!(response.body, b"hello");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn skips_informational_response() {
+        let reply = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 204);
+        assert_eq!(response.body, b"");
+    }
+
+    #[tokio::test]
+    async fn rejects_response_that_is_not_http() {
+        let server = Scripted::start(vec![vec![Reply::Send(b"SSH-2.0-OpenSSH_9.6\r\n")]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("invalid http response: invalid http version".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_head_larger_than_limit() {
+        let head: &'static [u8] = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Padding: {}",
+                "a".repeat(MAX_HEAD_BYTES)
+            )
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        let server = Scripted::start(vec![vec![Reply::Send(head)]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("response head is larger than 16 KiB".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_conflicting_content_lengths() {
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("invalid http response: content-length is not one number".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn sends_path_host_and_basic_authentication() {
+        let server = Scripted::start(vec![vec![Reply::Send(OK)]]).await;
+        let mut url = server.url("/health?probe=1#top");
+        url.set_username("admin").unwrap();
+        url.set_password(Some("hunter 2")).unwrap();
+
+        Client::default().get(&url, TIMEOUT).await.unwrap();
+
+        let expected = format!(
+            "GET /health?probe=1 HTTP/1.1\r\nHost: {}\r\nUser-Agent: rewind/{}\r\n\
+             Accept: */*\r\nAuthorization: Basic YWRtaW46aHVudGVyIDI=\r\n\r\n",
+            server.addr,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(*server.requests.lock().unwrap(), [expected]);
+    }
+
+    #[tokio::test]
+    async fn resolves_host_names() {
+        let server = TestServer::start().await;
+        let url = Url::parse(&format!("http://localhost:{}/health", server.addr.port())).unwrap();
+
+        let response = Client::default().get(&url, TIMEOUT).await.unwrap();
+
+        assert_eq!(response.status, 200);
+    }
+
+    #[tokio::test]
+    async fn reports_refused_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let url = Url::parse(&format!("http://{addr}/")).unwrap();
+
+        let result = Client::default().get(&url, TIMEOUT).await;
+
+        assert_eq!(result.unwrap_err(), Failure::Refused);
+    }
+
+    #[test]
+    fn decode_chunked_waits_for_more_input() {
+        assert_eq!(
+            decode_chunked(b"5\r\nhel", 100),
+            Chunks::Partial(b"hel".to_vec())
+        );
+        assert_eq!(
+            decode_chunked(b"5\r\nhello\r\n0\r\n", 100),
+            Chunks::Partial(b"hello".to_vec())
+        );
+    }
+
+    #[test]
+    fn decode_chunked_cuts_at_limit() {
+        assert_eq!(
+            decode_chunked(b"5\r\nhello\r\n0\r\n\r\n", 3),
+            Chunks::Cut(b"hel".to_vec())
+        );
+    }
+
+    #[test]
+    fn decode_chunked_stops_at_malformed_framing() {
+        assert_eq!(
+            decode_chunked(b"zz\r\nhello\r\n", 100),
+            Chunks::Cut(Vec::new())
+        );
+        assert_eq!(
+            decode_chunked(b"2\r\nhello\r\n", 100),
+            Chunks::Cut(b"he".to_vec())
+        );
+    }
+
+    #[test]
+    fn decode_chunked_reports_bytes_used() {
+        let raw = b"2\r\nok\r\n0\r\n\r\nextra";
+
+        assert_eq!(
+            decode_chunked(raw, 100),
+            Chunks::Ended {
+                body: b"ok".to_vec(),
+                used: raw.len() - 5
+            }
+        );
+    }
+}
