@@ -28,13 +28,22 @@ use url::{Host, Position};
 use super::probe::{BODY_READ_LIMIT, CONNECT_TIMEOUT, MAX_REDIRECTS};
 
 /// Maximum size of a response head (status line and headers).
-pub(super) const MAX_HEAD_BYTES: usize = 16 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Maximum number of header lines in a response head.
-const MAX_HEADERS: usize = 64;
+/// Maximum number of header lines in a response head, as in hyper.
+const MAX_HEADERS: usize = 100;
 
 /// Maximum number of chunked bytes read past the head before the body is cut.
 const MAX_FRAMING_BYTES: usize = 64 * 1024;
+
+/// Maximum length of a chunk size line, extensions included.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Maximum size of the trailer section after the last chunk.
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+
+/// Time between sweeps that close expired idle connections of every host.
+const SWEEP_EVERY: Duration = IDLE_TIMEOUT;
 
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,10 +59,17 @@ pub struct Client {
 
 #[derive(Default)]
 struct Inner {
-    /// Idle keep-alive connections by `host:port`, newest last.
-    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    idle: Mutex<Pool>,
     /// Client for URLs other than `http://`, built at first use.
     tls: OnceLock<reqwest::Client>,
+}
+
+/// Idle keep-alive connections by `host:port`, newest last.
+#[derive(Default)]
+struct Pool {
+    connections: HashMap<String, Vec<Idle>>,
+    /// Time of the last sweep of every host, `None` before the first.
+    swept: Option<StdInstant>,
 }
 
 struct Idle {
@@ -74,7 +90,8 @@ pub(super) struct Response {
 /// part of the URL.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Failure {
-    /// Every address of the host refused the connection.
+    /// The host refused the connection (the last address tried, when its
+    /// name has several).
     Refused,
     /// No connection within the connect timeout.
     ConnectTimedOut,
@@ -90,9 +107,10 @@ pub(super) enum Failure {
 
 /// Failure of one attempt on one connection.
 enum Attempt {
-    /// The connection closed or reset before any byte of a response: a
-    /// reused connection that the server had closed meanwhile.
-    Closed,
+    /// The connection closed or reset before any byte of a response, with
+    /// the error text. On a reused connection this means that the server
+    /// closed it while it was idle, and the request goes again.
+    Closed(String),
     Failed(Failure),
 }
 
@@ -131,7 +149,7 @@ impl Client {
     /// A body that is still arriving when it runs out is cut there.
     pub(super) async fn get(&self, url: &Url, timeout: Duration) -> Result<Response, Failure> {
         let started = StdInstant::now();
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let authorization = authorization(url);
         let mut current = url.clone();
         let mut followed = 0;
@@ -176,14 +194,15 @@ impl Client {
     /// Number of idle connections kept for `host:port`.
     #[cfg(test)]
     pub(super) fn idle_count(&self, origin: &str) -> usize {
-        let idle = self.inner.idle.lock().unwrap();
-        idle.get(origin).map_or(0, Vec::len)
+        let pool = self.inner.idle.lock().unwrap();
+        pool.connections.get(origin).map_or(0, Vec::len)
     }
 
     /// Sends one request for `url` and reads its response, on an idle
     /// connection when there is one that is still open. When that connection
     /// turns out closed before any response byte, the request goes once
-    /// more on a new connection.
+    /// more on a new connection, even when the server may have received it:
+    /// a GET is idempotent, so sending it twice is allowed.
     async fn exchange(
         &self,
         url: &Url,
@@ -197,7 +216,7 @@ impl Client {
             match self.send(stream, &origin, &request, deadline).await {
                 Ok(exchange) => return Ok(exchange),
                 Err(Attempt::Failed(failure)) => return Err(failure),
-                Err(Attempt::Closed) => {}
+                Err(Attempt::Closed(_)) => {}
             }
         }
 
@@ -205,9 +224,7 @@ impl Client {
         match self.send(stream, &origin, &request, deadline).await {
             Ok(exchange) => Ok(exchange),
             Err(Attempt::Failed(failure)) => Err(failure),
-            Err(Attempt::Closed) => Err(Failure::Request(
-                "connection closed before a response".to_owned(),
-            )),
+            Err(Attempt::Closed(text)) => Err(Failure::Request(text)),
         }
     }
 
@@ -223,7 +240,9 @@ impl Client {
     ) -> Result<Exchange, Attempt> {
         match time::timeout_at(deadline, stream.write_all(request)).await {
             Err(_) => return Err(Attempt::Failed(Failure::TimedOut)),
-            Ok(Err(error)) if is_closed(&error) => return Err(Attempt::Closed),
+            Ok(Err(error)) if is_closed(&error) => {
+                return Err(Attempt::Closed(error.to_string().to_lowercase()));
+            }
             Ok(Err(error)) => return Err(Attempt::Failed(request_failed(&error))),
             Ok(Ok(())) => {}
         }
@@ -231,7 +250,17 @@ impl Client {
         let mut raw = Vec::with_capacity(1024);
         let head = read_head(&mut stream, &mut raw, deadline).await?;
         let at = StdInstant::now();
-        let (body, reusable) = read_body(&mut stream, raw, &head, deadline).await;
+        // A redirect that will be followed needs no body, so only what has
+        // arrived with its head is read.
+        let follows = is_redirect(head.status) && head.location.is_some();
+        let (body, reusable) = if follows {
+            raw.drain(..head.len);
+            // With the connection treated as closed, this always returns.
+            finished_body(&mut raw, head.framing, &mut Dechunker::default(), false)
+                .unwrap_or_default()
+        } else {
+            read_body(&mut stream, raw, &head, deadline).await
+        };
         if reusable && head.keep_alive {
             self.put_idle(origin, stream);
         }
@@ -243,12 +272,8 @@ impl Client {
     fn take_idle(&self, origin: &str) -> Option<TcpStream> {
         loop {
             let idle = {
-                let mut pool = self
-                    .inner
-                    .idle
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                pool.get_mut(origin)?.pop()?
+                let mut pool = self.pool();
+                pool.connections.get_mut(origin)?.pop()?
             };
             if idle.since.elapsed() < IDLE_TIMEOUT && is_open(&idle.stream) {
                 return Some(idle.stream);
@@ -259,12 +284,8 @@ impl Client {
     /// Keeps `stream` for the next request to `origin`, unless
     /// [`MAX_IDLE_PER_ORIGIN`] connections already wait there.
     fn put_idle(&self, origin: &str, stream: TcpStream) {
-        let mut pool = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let list = pool.entry(origin.to_owned()).or_default();
+        let mut pool = self.pool();
+        let list = pool.connections.entry(origin.to_owned()).or_default();
         list.retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
         if list.len() < MAX_IDLE_PER_ORIGIN {
             list.push(Idle {
@@ -272,6 +293,31 @@ impl Client {
                 since: StdInstant::now(),
             });
         }
+    }
+
+    /// Locks the idle connections, first closing the expired ones of every
+    /// host when [`SWEEP_EVERY`] has passed since the last sweep.
+    ///
+    /// NOTE: sweeps happen only while the client sends requests, so a client
+    /// that stops, such as the one a finished rollback used, keeps its last
+    /// connections until it is dropped: at most two per host.
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        let mut pool = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if pool
+            .swept
+            .is_none_or(|swept| swept.elapsed() >= SWEEP_EVERY)
+        {
+            pool.swept = Some(StdInstant::now());
+            pool.connections.retain(|_, list| {
+                list.retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
+                !list.is_empty()
+            });
+        }
+        pool
     }
 }
 
@@ -297,8 +343,18 @@ fn request_failed(error: &io::Error) -> Failure {
     Failure::Request(error.to_string().to_lowercase())
 }
 
+/// Returns the instant `timeout` from now, or one far in the future when
+/// that instant cannot be represented.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Opens a TCP connection to the host and port of `url`, trying each
 /// address of the host in turn within [`CONNECT_TIMEOUT`] and `deadline`.
+/// Each address gets an equal share of the time that is left, so an
+/// address that drops the connection attempt does not use it all.
 async fn connect(url: &Url, deadline: Instant) -> Result<TcpStream, Failure> {
     let port = url.port_or_known_default().unwrap_or(80);
     let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -313,7 +369,8 @@ async fn connect(url: &Url, deadline: Instant) -> Result<TcpStream, Failure> {
         Some(Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
         Some(Host::Ipv6(ip)) => vec![SocketAddr::from((ip, port))],
         Some(Host::Domain(name)) => {
-            match time::timeout_at(connect_deadline, tokio::net::lookup_host((name, port))).await {
+            let lookup = tokio::net::lookup_host((name, port));
+            match time::timeout_at(connect_deadline, lookup).await {
                 Err(_) => return Err(timed_out),
                 Ok(Err(error)) => {
                     let cause = error.to_string().to_lowercase();
@@ -326,11 +383,15 @@ async fn connect(url: &Url, deadline: Instant) -> Result<TcpStream, Failure> {
     };
 
     let mut last_error = None;
-    for address in addresses {
-        match time::timeout_at(connect_deadline, TcpStream::connect(address)).await {
-            Err(_) => return Err(timed_out),
+    for (index, address) in addresses.iter().enumerate() {
+        let left = addresses.len() - index;
+        let share = connect_deadline.saturating_duration_since(Instant::now()) / left as u32;
+        let attempt = time::timeout(share, TcpStream::connect(address)).await;
+        match attempt {
+            Err(_) if left == 1 => return Err(timed_out),
+            Err(_) => {}
             Ok(Ok(stream)) => {
-                // The request goes out in one write; nothing waits to merge.
+                // The request goes out in one write, so nothing waits to merge.
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
@@ -338,39 +399,57 @@ async fn connect(url: &Url, deadline: Instant) -> Result<TcpStream, Failure> {
         }
     }
     match last_error {
-        None => Err(Failure::Connect("dns error: no addresses found".to_owned())),
+        None if addresses.is_empty() => {
+            Err(Failure::Connect("dns error: no addresses found".to_owned()))
+        }
+        None => Err(timed_out),
         Some(error) if error.kind() == io::ErrorKind::ConnectionRefused => Err(Failure::Refused),
         Some(error) => Err(Failure::Connect(error.to_string().to_lowercase())),
     }
 }
 
-/// Reads into `raw` until it contains a whole final response head, skipping
-/// informational (1xx) responses, and returns that head.
+/// Reads into `raw` until it contains a whole final response head,
+/// skipping informational (1xx) responses, and returns that head.
 async fn read_head(
     stream: &mut TcpStream,
     raw: &mut Vec<u8>,
     deadline: Instant,
 ) -> Result<Head, Attempt> {
     let mut received = false;
+    // A head ends with a line feed, so it is parsed again only once one
+    // arrives past the bytes already parsed.
+    let mut parsed = 0;
     loop {
-        match parse_head(raw) {
-            Err(text) => return Err(Attempt::Failed(Failure::Request(text))),
-            Ok(Some(head)) if (100..200).contains(&head.status) && head.status != 101 => {
-                raw.drain(..head.len);
-                continue;
+        let has_new_line = raw[parsed..].contains(&b'\n');
+        parsed = raw.len();
+        if has_new_line {
+            match parse_head(raw) {
+                Err(text) => return Err(Attempt::Failed(Failure::Request(text))),
+                Ok(Some(head)) if (100..200).contains(&head.status) && head.status != 101 => {
+                    raw.drain(..head.len);
+                    parsed = 0;
+                    continue;
+                }
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
             }
-            Ok(Some(head)) => return Ok(head),
-            Ok(None) if raw.len() >= MAX_HEAD_BYTES => {
-                let text = format!("response head is larger than {} KiB", MAX_HEAD_BYTES / 1024);
-                return Err(Attempt::Failed(Failure::Request(text)));
-            }
-            Ok(None) => {}
+        }
+        if raw.len() >= MAX_HEAD_BYTES {
+            let text = format!("response head is larger than {} KiB", MAX_HEAD_BYTES / 1024);
+            return Err(Attempt::Failed(Failure::Request(text)));
         }
 
         raw.reserve(1024);
         match time::timeout_at(deadline, stream.read_buf(raw)).await {
             Err(_) => return Err(Attempt::Failed(Failure::TimedOut)),
-            Ok(Ok(0)) | Ok(Err(_)) if !received => return Err(Attempt::Closed),
+            Ok(Ok(0)) if !received => {
+                return Err(Attempt::Closed(
+                    "connection closed before a response".to_owned(),
+                ));
+            }
+            Ok(Err(error)) if !received && is_closed(&error) => {
+                return Err(Attempt::Closed(error.to_string().to_lowercase()));
+            }
             Ok(Ok(0)) => {
                 let text = "connection closed in the middle of the response head".to_owned();
                 return Err(Attempt::Failed(Failure::Request(text)));
@@ -393,9 +472,10 @@ async fn read_body(
     deadline: Instant,
 ) -> (Vec<u8>, bool) {
     raw.drain(..head.len);
+    let mut chunks = Dechunker::default();
     let mut open = true;
     loop {
-        if let Some(done) = finished_body(&mut raw, head.framing, open) {
+        if let Some(done) = finished_body(&mut raw, head.framing, &mut chunks, open) {
             return done;
         }
         raw.reserve(1024);
@@ -408,8 +488,13 @@ async fn read_body(
 
 /// Returns the body in `raw` and whether the connection can carry another
 /// request, or `None` while the body needs more bytes and the connection
-/// is `open`.
-fn finished_body(raw: &mut Vec<u8>, framing: Framing, open: bool) -> Option<(Vec<u8>, bool)> {
+/// is `open`. `chunks` keeps a chunked body's progress between calls.
+fn finished_body(
+    raw: &mut Vec<u8>,
+    framing: Framing,
+    chunks: &mut Dechunker,
+    open: bool,
+) -> Option<(Vec<u8>, bool)> {
     match framing {
         Framing::Empty => Some((Vec::new(), raw.is_empty())),
         Framing::Length(length) => {
@@ -432,11 +517,13 @@ fn finished_body(raw: &mut Vec<u8>, framing: Framing, open: bool) -> Option<(Vec
             }
             None
         }
-        Framing::Chunked => match decode_chunked(raw, BODY_READ_LIMIT) {
-            Chunks::Ended { body, used } => Some((body, used == raw.len())),
-            Chunks::Cut(body) => Some((body, false)),
-            Chunks::Partial(body) if !open || raw.len() > MAX_FRAMING_BYTES => Some((body, false)),
-            Chunks::Partial(_) => None,
+        Framing::Chunked => match chunks.advance(raw, BODY_READ_LIMIT) {
+            Chunks::Ended { used } => Some((std::mem::take(&mut chunks.body), used == raw.len())),
+            Chunks::Cut => Some((std::mem::take(&mut chunks.body), false)),
+            Chunks::Partial if !open || raw.len() > MAX_FRAMING_BYTES => {
+                Some((chunks.take_partial(raw, BODY_READ_LIMIT), false))
+            }
+            Chunks::Partial => None,
         },
     }
 }
@@ -444,68 +531,112 @@ fn finished_body(raw: &mut Vec<u8>, framing: Framing, open: bool) -> Option<(Vec
 /// Progress of decoding a chunked body.
 #[derive(Debug, PartialEq, Eq)]
 enum Chunks {
-    /// The last chunk and the trailers arrived; `used` bytes of the input
-    /// held the body.
-    Ended { body: Vec<u8>, used: usize },
+    /// The last chunk and the trailers arrived, and the first `used` bytes
+    /// of the input were the body.
+    Ended { used: usize },
     /// The body reached the limit, or its framing is malformed.
-    Cut(Vec<u8>),
-    /// More input is needed; the body so far.
-    Partial(Vec<u8>),
+    Cut,
+    /// More input is needed.
+    Partial,
 }
 
-/// Decodes the chunked body at the start of `raw`, keeping at most `limit`
-/// bytes of it.
-fn decode_chunked(raw: &[u8], limit: usize) -> Chunks {
-    let mut body = Vec::new();
-    let mut at = 0;
+/// Decoder of a chunked body that resumes where the last call stopped.
+#[derive(Debug, Default)]
+struct Dechunker {
+    /// Offset in the input of the next chunk size line.
+    at: usize,
+    /// Data of the whole chunks decoded so far, at most the limit.
+    body: Vec<u8>,
+}
 
-    loop {
-        let Some(line_end) = find_crlf(&raw[at..]) else {
-            return Chunks::Partial(body);
-        };
-        let line = &raw[at..at + line_end];
-        let size_text = line.split(|&byte| byte == b';').next().unwrap_or_default();
-        let size = std::str::from_utf8(size_text)
-            .ok()
-            .and_then(|text| usize::from_str_radix(text.trim(), 16).ok());
-        let Some(size) = size else {
-            return Chunks::Cut(body);
-        };
-        let data = at + line_end + 2;
-
-        if size == 0 {
-            // Trailer lines, each ending in CRLF, end with an empty line.
-            let mut trailer = data;
-            loop {
-                let Some(end) = find_crlf(&raw[trailer..]) else {
-                    return Chunks::Partial(body);
+impl Dechunker {
+    /// Decodes the chunks of `raw` from where the last call stopped,
+    /// keeping at most `limit` bytes of body.
+    fn advance(&mut self, raw: &[u8], limit: usize) -> Chunks {
+        loop {
+            let rest = &raw[self.at..];
+            let Some(line_end) = find_crlf(rest) else {
+                return if rest.len() > MAX_CHUNK_LINE {
+                    Chunks::Cut
+                } else {
+                    Chunks::Partial
                 };
-                trailer += end + 2;
-                if end == 0 {
-                    return Chunks::Ended {
-                        body,
-                        used: trailer,
-                    };
+            };
+            let Some(size) = chunk_size(&rest[..line_end]) else {
+                return Chunks::Cut;
+            };
+            let data = self.at + line_end + 2;
+
+            if size == 0 {
+                return trailer_end(&raw[data..]).map_or(Chunks::Partial, |end| {
+                    if end > MAX_TRAILER_BYTES {
+                        Chunks::Cut
+                    } else {
+                        Chunks::Ended { used: data + end }
+                    }
+                });
+            }
+
+            let room = limit - self.body.len();
+            let available = raw.len() - data;
+            if available < size {
+                if available >= room {
+                    self.body.extend_from_slice(&raw[data..data + room]);
+                    return Chunks::Cut;
                 }
+                return Chunks::Partial;
+            }
+            // `size <= available`, so these sums stay within `raw.len() + 2`.
+            self.body
+                .extend_from_slice(&raw[data..data + size.min(room)]);
+            if self.body.len() >= limit {
+                return Chunks::Cut;
+            }
+            let chunk_end = data + size;
+            match raw.get(chunk_end..chunk_end + 2) {
+                None => return Chunks::Partial,
+                Some(b"\r\n") => self.at = chunk_end + 2,
+                Some(_) => return Chunks::Cut,
             }
         }
+    }
 
-        let available = raw.len().saturating_sub(data).min(size);
-        let room = limit - body.len();
-        body.extend_from_slice(&raw[data..data + available.min(room)]);
-        if body.len() >= limit {
-            return Chunks::Cut(body);
+    /// Returns the body decoded so far followed by the data of the chunk
+    /// that is still arriving, at most `limit` bytes.
+    fn take_partial(&mut self, raw: &[u8], limit: usize) -> Vec<u8> {
+        let mut body = std::mem::take(&mut self.body);
+        let rest = &raw[self.at..];
+        if let Some(line_end) = find_crlf(rest)
+            && let Some(size) = chunk_size(&rest[..line_end])
+        {
+            let data = &rest[line_end + 2..];
+            let take = data.len().min(size).min(limit - body.len());
+            body.extend_from_slice(&data[..take]);
         }
-        let Some(chunk_end) = data.checked_add(size) else {
-            return Chunks::Cut(body);
-        };
-        if raw.len() < chunk_end + 2 {
-            return Chunks::Partial(body);
+        body
+    }
+}
+
+/// Parses a chunk size line: hexadecimal digits, then optional extensions
+/// after `;`.
+fn chunk_size(line: &[u8]) -> Option<usize> {
+    let digits = line.split(|&byte| byte == b';').next()?.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    usize::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// Returns the length of the trailer section at the start of `raw`, lines
+/// ending in CRLF up to an empty one, or `None` when it has not all arrived.
+fn trailer_end(raw: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let end = find_crlf(&raw[at..])?;
+        at += end + 2;
+        if end == 0 {
+            return Some(at);
         }
-        if &raw[chunk_end..chunk_end + 2] != b"\r\n" {
-            return Chunks::Cut(body);
-        }
-        at = chunk_end + 2;
     }
 }
 
@@ -528,6 +659,11 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
         }
     };
     let status = response.code.unwrap_or_default();
+    if status < 100 {
+        return Err(format!(
+            "invalid http response: status {status:03} is below 100"
+        ));
+    }
     let http_11 = response.version == Some(1);
 
     let mut lengths = Vec::new();
@@ -538,7 +674,9 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
     for header in response.headers.iter() {
         let value = String::from_utf8_lossy(header.value);
         if header.name.eq_ignore_ascii_case("content-length") {
-            lengths.push(value.trim().parse::<u64>().ok());
+            let digits = value.trim();
+            let all_digits = !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit());
+            lengths.push(all_digits.then(|| digits.parse::<u64>().ok()).flatten());
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             // Only the last coding decides how the body ends.
             let last = value.rsplit(',').next().unwrap_or_default();
@@ -570,11 +708,14 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
         Framing::UntilClose
     };
 
+    // A response with both framings, or chunked in HTTP/1.0, may have
+    // been framed differently by the server, so its connection is closed.
+    let ambiguous = chunked.is_some() && (!lengths.is_empty() || !http_11);
     Ok(Some(Head {
         status,
         len,
         framing,
-        keep_alive: status != 101 && !close && (http_11 || keep_alive),
+        keep_alive: status != 101 && !close && !ambiguous && (http_11 || keep_alive),
         location,
     }))
 }
@@ -889,7 +1030,7 @@ mod tests {
 
         assert_eq!(
             result.unwrap_err(),
-            Failure::Request("response head is larger than 16 KiB".to_owned())
+            Failure::Request("response head is larger than 64 KiB".to_owned())
         );
     }
 
@@ -946,48 +1087,140 @@ mod tests {
         assert_eq!(result.unwrap_err(), Failure::Refused);
     }
 
-    #[test]
-    fn decode_chunked_waits_for_more_input() {
-        assert_eq!(
-            decode_chunked(b"5\r\nhel", 100),
-            Chunks::Partial(b"hel".to_vec())
-        );
-        assert_eq!(
-            decode_chunked(b"5\r\nhello\r\n0\r\n", 100),
-            Chunks::Partial(b"hello".to_vec())
+    #[tokio::test]
+    async fn follows_redirect_without_waiting_for_its_body() {
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 100\r\n\r\n";
+        let server =
+            Scripted::start(vec![vec![Reply::Send(redirect)], vec![Reply::Send(OK)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(server.accepted(), 2);
+        let requests = server.requests.lock().unwrap();
+        assert!(
+            requests[1].starts_with("GET /next HTTP/1.1\r\n"),
+            "{requests:?}"
         );
     }
 
-    #[test]
-    fn decode_chunked_cuts_at_limit() {
+    #[tokio::test]
+    async fn rejects_status_below_100() {
+        let server = Scripted::start(vec![vec![Reply::Send(b"HTTP/1.1 099 Odd\r\n\r\n")]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
         assert_eq!(
-            decode_chunked(b"5\r\nhello\r\n0\r\n\r\n", 3),
-            Chunks::Cut(b"hel".to_vec())
+            result.unwrap_err(),
+            Failure::Request("invalid http response: status 099 is below 100".to_owned())
         );
     }
 
-    #[test]
-    fn decode_chunked_stops_at_malformed_framing() {
+    #[tokio::test]
+    async fn rejects_signed_content_length() {
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
         assert_eq!(
-            decode_chunked(b"zz\r\nhello\r\n", 100),
-            Chunks::Cut(Vec::new())
-        );
-        assert_eq!(
-            decode_chunked(b"2\r\nhello\r\n", 100),
-            Chunks::Cut(b"he".to_vec())
+            result.unwrap_err(),
+            Failure::Request("invalid http response: content-length is not one number".to_owned())
         );
     }
 
+    #[tokio::test]
+    async fn closes_connection_with_two_framings() {
+        let reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n\
+            2\r\nok\r\n0\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.body, b"ok");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
     #[test]
-    fn decode_chunked_reports_bytes_used() {
-        let raw = b"2\r\nok\r\n0\r\n\r\nextra";
+    fn deadline_after_huge_timeout_is_far_ahead() {
+        let deadline = deadline_after(Duration::MAX);
+
+        assert!(deadline > Instant::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+    }
+
+    #[test]
+    fn dechunker_waits_for_more_input() {
+        let mut cut_short = Dechunker::default();
+        let mut no_trailer = Dechunker::default();
+
+        assert_eq!(cut_short.advance(b"5\r\nhel", 100), Chunks::Partial);
+        assert_eq!(cut_short.take_partial(b"5\r\nhel", 100), b"hel");
+        assert_eq!(
+            no_trailer.advance(b"5\r\nhello\r\n0\r\n", 100),
+            Chunks::Partial
+        );
+        assert_eq!(no_trailer.body, b"hello");
+    }
+
+    #[test]
+    fn dechunker_resumes_after_whole_chunks() {
+        let raw = b"2\r\nok\r\n3\r\nabc\r\n0\r\n\r\n";
+        let mut chunks = Dechunker::default();
+
+        assert_eq!(chunks.advance(&raw[..12], 100), Chunks::Partial);
+        assert_eq!(chunks.at, 7);
+        assert_eq!(chunks.advance(raw, 100), Chunks::Ended { used: raw.len() });
+        assert_eq!(chunks.body, b"okabc");
+    }
+
+    #[test]
+    fn dechunker_cuts_at_limit() {
+        let mut chunks = Dechunker::default();
+
+        assert_eq!(chunks.advance(b"5\r\nhello\r\n0\r\n\r\n", 3), Chunks::Cut);
+        assert_eq!(chunks.body, b"hel");
+    }
+
+    #[test]
+    fn dechunker_stops_at_malformed_framing() {
+        for (raw, body) in [
+            (&b"zz\r\nhello\r\n"[..], &b""[..]),
+            (b"+5\r\nhello\r\n", b""),
+            (b"2\r\nhello\r\n", b"he"),
+        ] {
+            let mut chunks = Dechunker::default();
+
+            assert_eq!(chunks.advance(raw, 100), Chunks::Cut, "{raw:?}");
+            assert_eq!(chunks.body, body, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn dechunker_survives_huge_chunk_size() {
+        let raw = b"ffffffffffffffed\r\nabc";
+        let mut waiting = Dechunker::default();
+        let mut full = Dechunker::default();
+
+        assert_eq!(waiting.advance(raw, 100), Chunks::Partial);
+        assert_eq!(full.advance(raw, 2), Chunks::Cut);
+        assert_eq!(full.body, b"ab");
+    }
+
+    #[test]
+    fn dechunker_reports_bytes_used() {
+        let raw = b"2\r\nok\r\n0\r\nx-trailer: 1\r\n\r\nextra";
+        let mut chunks = Dechunker::default();
 
         assert_eq!(
-            decode_chunked(raw, 100),
+            chunks.advance(raw, 100),
             Chunks::Ended {
-                body: b"ok".to_vec(),
                 used: raw.len() - 5
             }
         );
+        assert_eq!(chunks.body, b"ok");
     }
 }
