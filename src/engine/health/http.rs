@@ -213,7 +213,7 @@ impl Client {
         let request = request_bytes(url, authorization);
 
         if let Some(stream) = self.take_idle(&origin) {
-            match self.send(stream, &origin, &request, deadline).await {
+            match self.send(stream, url, &origin, &request, deadline).await {
                 Ok(exchange) => return Ok(exchange),
                 Err(Attempt::Failed(failure)) => return Err(failure),
                 Err(Attempt::Closed(_)) => {}
@@ -221,7 +221,7 @@ impl Client {
         }
 
         let stream = connect(url, deadline).await?;
-        match self.send(stream, &origin, &request, deadline).await {
+        match self.send(stream, url, &origin, &request, deadline).await {
             Ok(exchange) => Ok(exchange),
             Err(Attempt::Failed(failure)) => Err(failure),
             Err(Attempt::Closed(text)) => Err(Failure::Request(text)),
@@ -234,6 +234,7 @@ impl Client {
     async fn send(
         &self,
         mut stream: TcpStream,
+        url: &Url,
         origin: &str,
         request: &[u8],
         deadline: Instant,
@@ -252,7 +253,12 @@ impl Client {
         let at = StdInstant::now();
         // A redirect that will be followed needs no body, so only what has
         // arrived with its head is read.
-        let follows = is_redirect(head.status) && head.location.is_some();
+        let follows = is_redirect(head.status)
+            && head
+                .location
+                .as_deref()
+                .and_then(|location| url.join(location).ok())
+                .is_some_and(|next| next.origin() == url.origin());
         let (body, reusable) = if follows {
             raw.drain(..head.len);
             // With the connection treated as closed, this always returns.
@@ -430,13 +436,13 @@ async fn read_head(
                     parsed = 0;
                     continue;
                 }
+                Ok(Some(head)) if head.len > MAX_HEAD_BYTES => return Err(head_too_large()),
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
             }
         }
         if raw.len() >= MAX_HEAD_BYTES {
-            let text = format!("response head is larger than {} KiB", MAX_HEAD_BYTES / 1024);
-            return Err(Attempt::Failed(Failure::Request(text)));
+            return Err(head_too_large());
         }
 
         raw.reserve(1024);
@@ -458,6 +464,12 @@ async fn read_head(
             Ok(Ok(_)) => received = true,
         }
     }
+}
+
+/// Returns the failure for a response head over [`MAX_HEAD_BYTES`].
+fn head_too_large() -> Attempt {
+    let text = format!("response head is larger than {} KiB", MAX_HEAD_BYTES / 1024);
+    Attempt::Failed(Failure::Request(text))
 }
 
 /// Reads the body that follows `head` in `raw` and on `stream`, up to
@@ -587,16 +599,27 @@ impl Dechunker {
                 return Chunks::Partial;
             }
             // `size <= available`, so these sums stay within `raw.len() + 2`.
-            self.body
-                .extend_from_slice(&raw[data..data + size.min(room)]);
-            if self.body.len() >= limit {
-                return Chunks::Cut;
-            }
             let chunk_end = data + size;
+            let data = &raw[data..data + size.min(room)];
             match raw.get(chunk_end..chunk_end + 2) {
-                None => return Chunks::Partial,
-                Some(b"\r\n") => self.at = chunk_end + 2,
-                Some(_) => return Chunks::Cut,
+                // The chunk is added once, when its CRLF has arrived, unless
+                // it fills the body anyway.
+                None if size < room => return Chunks::Partial,
+                None => {
+                    self.body.extend_from_slice(data);
+                    return Chunks::Cut;
+                }
+                Some(b"\r\n") => {
+                    self.body.extend_from_slice(data);
+                    if self.body.len() >= limit {
+                        return Chunks::Cut;
+                    }
+                    self.at = chunk_end + 2;
+                }
+                Some(_) => {
+                    self.body.extend_from_slice(data);
+                    return Chunks::Cut;
+                }
             }
         }
     }
@@ -795,6 +818,17 @@ mod tests {
         SendClose(&'static [u8]),
         /// Closes the connection without a response.
         Close,
+        /// Writes each piece, pausing [`PIECE_PAUSE`] between pieces, and
+        /// waits for the next request.
+        Pieces(&'static [&'static [u8]]),
+        /// Writes the bytes one at a time, pausing [`BYTE_PAUSE`] after each,
+        /// and waits for the next request.
+        Bytewise(&'static [u8]),
+        /// Writes the first bytes, then the second ones again and again until
+        /// the client closes the connection.
+        Flood(&'static [u8], &'static [u8]),
+        /// Writes nothing and waits until the client closes the connection.
+        Silent,
     }
 
     /// A server on 127.0.0.1 that responds to the requests on its n-th
@@ -870,6 +904,38 @@ mod tests {
                     return;
                 }
                 Reply::Close => return,
+                Reply::Pieces(pieces) => {
+                    stream.set_nodelay(true).unwrap();
+                    for (index, piece) in pieces.iter().enumerate() {
+                        if index > 0 {
+                            tokio::time::sleep(PIECE_PAUSE).await;
+                        }
+                        if stream.write_all(piece).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Reply::Bytewise(bytes) => {
+                    stream.set_nodelay(true).unwrap();
+                    for byte in bytes.chunks(1) {
+                        if stream.write_all(byte).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(BYTE_PAUSE).await;
+                    }
+                }
+                Reply::Flood(first, repeated) => {
+                    if stream.write_all(first).await.is_err() {
+                        return;
+                    }
+                    while stream.write_all(repeated).await.is_ok() {}
+                    return;
+                }
+                Reply::Silent => {
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(1..) = stream.read(&mut chunk).await {}
+                    return;
+                }
             }
         }
         // Records one more request, if the client sends one, and closes.
@@ -1222,5 +1288,770 @@ mod tests {
             }
         );
         assert_eq!(chunks.body, b"ok");
+    }
+
+    /// Pause between the pieces of a [`Reply::Pieces`] response.
+    const PIECE_PAUSE: Duration = Duration::from_millis(20);
+
+    /// Pause after each byte of a [`Reply::Bytewise`] response.
+    const BYTE_PAUSE: Duration = Duration::from_millis(1);
+
+    /// Request timeout of the tests that expect the client to time out.
+    const SHORT: Duration = Duration::from_millis(200);
+
+    /// Upper bound on a request that must end by its own timeout, so that a
+    /// hang fails the test instead of blocking the suite.
+    const HANG_GUARD: Duration = Duration::from_secs(10);
+
+    fn leak(bytes: Vec<u8>) -> &'static [u8] {
+        Box::leak(bytes.into_boxed_slice())
+    }
+
+    fn leak_pieces(pieces: Vec<&'static [u8]>) -> &'static [&'static [u8]] {
+        Box::leak(pieces.into_boxed_slice())
+    }
+
+    /// Returns a complete head of `status_line`, `headers` and the blank
+    /// line, padded with an `X-Padding` header to exactly `len` bytes.
+    fn padded_head(status_line: &str, headers: &str, len: usize) -> Vec<u8> {
+        let fixed = format!("{status_line}\r\n{headers}X-Padding: \r\n\r\n");
+        let padding = "a".repeat(len - fixed.len());
+        format!("{status_line}\r\n{headers}X-Padding: {padding}\r\n\r\n").into_bytes()
+    }
+
+    #[tokio::test]
+    async fn bytewise_length_response_is_read() {
+        let reply = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown";
+        let server = Scripted::start(vec![vec![Reply::Bytewise(reply), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 503);
+        assert_eq!(first.body, b"down");
+        assert_eq!(second.status, 200);
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn bytewise_chunked_response_is_read() {
+        let reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n6;note=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Bytewise(reply), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body, b"hello world");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn head_split_inside_crlf_is_read() {
+        let pieces: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r",
+            b"\nContent-Length: 2\r",
+            b"\n\r",
+            b"\nok",
+        ];
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body, b"ok");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn chunks_split_from_head_are_read() {
+        let pieces: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"2\r\nok\r\n0\r\n\r\n",
+        ];
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.body, b"ok");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn chunk_size_line_split_is_read() {
+        let pieces: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1",
+            b"0;ext",
+            b"=1\r",
+            b"\n0123456789abcdef\r\n0\r\n\r\n",
+        ];
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.body, b"0123456789abcdef");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn chunk_terminators_split_are_read() {
+        let pieces: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r",
+            b"\n0\r\nx-t",
+            b"railer: 1\r\n\r",
+            b"\n",
+        ];
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.body, b"hello");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn extra_bytes_after_body_drop_connection() {
+        let replies: [&'static [u8]; 2] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nx",
+        ];
+        for reply in replies {
+            let server =
+                Scripted::start(vec![vec![Reply::Send(reply)], vec![Reply::Send(OK)]]).await;
+            let client = Client::default();
+
+            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            let idle = client.idle_count(&server.addr.to_string());
+            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+            assert_eq!(first.body, b"ok", "{reply:?}");
+            assert_eq!(idle, 0, "{reply:?}");
+            assert_eq!(second.body, b"ok", "{reply:?}");
+            assert_eq!(server.accepted(), 2, "{reply:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn late_extra_bytes_drop_idle_connection() {
+        // The extra bytes form a whole response, so a reused connection
+        // would return "junk" as the body of the second request.
+        let pieces: &[&[u8]] = &[OK, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\njunk"];
+        let server =
+            Scripted::start(vec![vec![Reply::Pieces(pieces)], vec![Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        // Leaves the server ample time to write its late piece.
+        tokio::time::sleep(PIECE_PAUSE * 25).await;
+        let idle = client.idle_count(&server.addr.to_string());
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.body, b"ok");
+        assert_eq!(idle, 1);
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 2);
+        assert_eq!(client.idle_count(&server.addr.to_string()), 1);
+    }
+
+    #[tokio::test]
+    async fn connection_close_any_case_not_reused() {
+        for value in [
+            "close",
+            "Close",
+            "CLOSE",
+            "cLoSe",
+            " close ",
+            "keep-alive, close",
+            "Upgrade,CLOSE",
+        ] {
+            let reply = leak(
+                format!("HTTP/1.1 200 OK\r\nConnection: {value}\r\nContent-Length: 2\r\n\r\nok")
+                    .into_bytes(),
+            );
+            let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+            let client = Client::default();
+
+            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            let idle = client.idle_count(&server.addr.to_string());
+            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+            assert_eq!(first.body, b"ok", "{value}");
+            assert_eq!(idle, 0, "{value}");
+            assert_eq!(second.body, b"ok", "{value}");
+            assert_eq!(server.accepted(), 2, "{value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn close_among_connection_headers_wins() {
+        let reply = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nCONNECTION: Close\r\n\
+            Content-Length: 2\r\n\r\nok";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.body, b"ok");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn connection_tokens_without_close_reused() {
+        for value in ["keep-alive", "closed", "xclose", "Upgrade"] {
+            let reply = leak(
+                format!("HTTP/1.1 200 OK\r\nConnection: {value}\r\nContent-Length: 2\r\n\r\nok")
+                    .into_bytes(),
+            );
+            let server = Scripted::start(vec![vec![Reply::Send(reply), Reply::Send(OK)]]).await;
+            let client = Client::default();
+
+            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            let idle = client.idle_count(&server.addr.to_string());
+            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+            assert_eq!(first.body, b"ok", "{value}");
+            assert_eq!(idle, 1, "{value}");
+            assert_eq!(second.body, b"ok", "{value}");
+            assert_eq!(server.accepted(), 1, "{value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn http10_without_keep_alive_not_reused() {
+        for headers in [
+            "",
+            "Connection: keep-alive, close\r\n",
+            "Keep-Alive: timeout=5\r\n",
+        ] {
+            let reply = leak(
+                format!("HTTP/1.0 200 OK\r\n{headers}Content-Length: 2\r\n\r\nok").into_bytes(),
+            );
+            let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+            let client = Client::default();
+
+            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            let idle = client.idle_count(&server.addr.to_string());
+            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+            assert_eq!(first.status, 200, "{headers:?}");
+            assert_eq!(first.body, b"ok", "{headers:?}");
+            assert_eq!(idle, 0, "{headers:?}");
+            assert_eq!(second.body, b"ok", "{headers:?}");
+            assert_eq!(server.accepted(), 2, "{headers:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn http10_with_keep_alive_reused() {
+        for value in ["keep-alive", "Keep-Alive", "KEEP-ALIVE"] {
+            let reply = leak(
+                format!("HTTP/1.0 200 OK\r\nConnection: {value}\r\nContent-Length: 2\r\n\r\nok")
+                    .into_bytes(),
+            );
+            let server = Scripted::start(vec![vec![Reply::Send(reply), Reply::Send(OK)]]).await;
+            let client = Client::default();
+
+            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            let idle = client.idle_count(&server.addr.to_string());
+            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+            assert_eq!(first.body, b"ok", "{value}");
+            assert_eq!(idle, 1, "{value}");
+            assert_eq!(second.body, b"ok", "{value}");
+            assert_eq!(server.accepted(), 1, "{value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn http10_keep_alive_until_close_not_reused() {
+        let reply = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nok";
+        let server = Scripted::start(vec![vec![Reply::SendClose(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.body, b"ok");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn no_content_body_bytes_dropped() {
+        for status in [204, 304] {
+            let reply = leak(
+                format!("HTTP/1.1 {status} Empty\r\nContent-Length: 5\r\n\r\nhello").into_bytes(),
+            );
+            let server =
+                Scripted::start(vec![vec![Reply::Send(reply)], vec![Reply::Send(OK)]]).await;
+            let client = Client::default();
+
+            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+            let idle = client.idle_count(&server.addr.to_string());
+            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+            assert_eq!(first.status, status);
+            assert_eq!(first.body, b"", "{status}");
+            assert_eq!(idle, 0, "{status}");
+            assert_eq!(second.body, b"ok", "{status}");
+            assert_eq!(server.accepted(), 2, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_content_late_body_drops_connection() {
+        let pieces: &[&[u8]] = &[b"HTTP/1.1 204 No Content\r\n\r\n", b"hello"];
+        let server =
+            Scripted::start(vec![vec![Reply::Pieces(pieces)], vec![Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        // Leaves the server ample time to write its late piece.
+        tokio::time::sleep(PIECE_PAUSE * 25).await;
+        let idle = client.idle_count(&server.addr.to_string());
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 204);
+        assert_eq!(first.body, b"");
+        assert_eq!(idle, 1);
+        assert_eq!(second.status, 200);
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn gzip_without_chunked_reads_until_close() {
+        let reply =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::SendClose(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"\x1f\x8b\x08\x00\r\n0\r\n\r\n");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn last_transfer_coding_decides_framing() {
+        let cases: [(&'static [u8], &[u8]); 3] = [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                b"ok",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                b"2\r\nok\r\n0\r\n\r\n",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\nok",
+                b"ok",
+            ),
+        ];
+        for (reply, body) in cases {
+            let server = Scripted::start(vec![vec![Reply::SendClose(reply)]]).await;
+
+            let response = Client::default()
+                .get(&server.url("/"), TIMEOUT)
+                .await
+                .unwrap();
+
+            assert_eq!(response.body, body, "{reply:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn many_informational_responses_skipped() {
+        let mut reply = Vec::new();
+        for index in 0..1000 {
+            let status = [100, 102, 103][index % 3];
+            reply.extend_from_slice(
+                format!("HTTP/1.1 {status} Info\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        reply.extend_from_slice(OK);
+        let server = Scripted::start(vec![vec![Reply::Send(leak(reply)), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body, b"ok");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn informational_responses_split_are_skipped() {
+        let pieces: &[&[u8]] = &[
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Ea",
+            b"rly Hints\r\n\r",
+            b"\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ];
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"ok");
+    }
+
+    #[tokio::test]
+    async fn informational_flood_times_out() {
+        let repeated = leak(b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100));
+        let server = Scripted::start(vec![vec![Reply::Flood(b"", repeated)]]).await;
+
+        let result = time::timeout(HANG_GUARD, Client::default().get(&server.url("/"), SHORT))
+            .await
+            .expect("the request outlived its timeout");
+
+        assert_eq!(result.unwrap_err(), Failure::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn informational_then_silence_times_out() {
+        let reply = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+        let result = Client::default().get(&server.url("/"), SHORT).await;
+
+        assert_eq!(result.unwrap_err(), Failure::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let server = Scripted::start(vec![vec![Reply::Silent]]).await;
+
+        let result = Client::default().get(&server.url("/"), SHORT).await;
+
+        assert_eq!(result.unwrap_err(), Failure::TimedOut);
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn partial_head_then_silence_times_out() {
+        let server =
+            Scripted::start(vec![vec![Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Le")]]).await;
+
+        let result = Client::default().get(&server.url("/"), SHORT).await;
+
+        assert_eq!(result.unwrap_err(), Failure::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn endless_body_cut_at_read_limit() {
+        let head = b"HTTP/1.1 200 OK\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Flood(head, &[b'x'; 1024])]]).await;
+        let client = Client::default();
+
+        let response = time::timeout(HANG_GUARD, client.get(&server.url("/"), TIMEOUT))
+            .await
+            .expect("the request outlived its timeout")
+            .unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, [b'x'; BODY_READ_LIMIT]);
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn endless_trailers_cut_after_framing_limit() {
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+        let repeated = leak(b"x-padding: 1\r\n".repeat(100));
+        let server = Scripted::start(vec![vec![Reply::Flood(head, repeated)]]).await;
+        let client = Client::default();
+
+        let response = time::timeout(HANG_GUARD, client.get(&server.url("/"), TIMEOUT))
+            .await
+            .expect("the request outlived its timeout")
+            .unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"ok");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn switching_protocols_is_final() {
+        let reply = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+            Upgrade: websocket\r\n\r\n\x81\x05hello";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)], vec![Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let idle = client.idle_count(&server.addr.to_string());
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 101);
+        assert_eq!(first.body, b"");
+        assert_eq!(idle, 0);
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn non_utf8_location_not_followed() {
+        let reply = b"HTTP/1.1 302 Found\r\nLocation: /caf\xe9\r\nContent-Length: 5\r\n\r\nmoved";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(response.status, 302);
+        assert_eq!(response.body, b"moved");
+        assert_eq!(server.requests.lock().unwrap().len(), 1);
+        assert_eq!(client.idle_count(&server.addr.to_string()), 1);
+    }
+
+    #[tokio::test]
+    async fn relative_location_resolves_against_path() {
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: next?step=2\r\nContent-Length: 0\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(redirect), Reply::Send(OK)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/dir/page"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"ok");
+        // A redirect with an empty body leaves its connection reusable.
+        assert_eq!(server.accepted(), 1);
+        let requests = server.requests.lock().unwrap();
+        assert_eq!(requests.len(), 2);
+        assert!(
+            requests[1].starts_with("GET /dir/next?step=2 HTTP/1.1\r\n"),
+            "{requests:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn cross_port_redirect_is_returned() {
+        let other = Scripted::start(vec![vec![Reply::Send(OK)]]).await;
+        let reply = leak(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{}/health\r\nContent-Length: 5\r\n\r\nmoved",
+                other.addr
+            )
+            .into_bytes(),
+        );
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 302);
+        assert_eq!(response.body, b"moved");
+        assert_eq!(server.accepted(), 1);
+        assert_eq!(other.accepted(), 0);
+    }
+
+    #[tokio::test]
+    async fn cross_port_redirect_late_body_kept() {
+        let other = Scripted::start(vec![vec![Reply::Send(OK)]]).await;
+        let head = leak(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{}/health\r\nContent-Length: 5\r\n\r\n",
+                other.addr
+            )
+            .into_bytes(),
+        );
+        let pieces = leak_pieces(vec![head, b"moved"]);
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 302);
+        assert_eq!(response.body, b"moved");
+        assert_eq!(other.accepted(), 0);
+    }
+
+    #[tokio::test]
+    async fn redirect_loop_stops_after_limit() {
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n";
+        let server = Scripted::start(vec![vec![Reply::Send(redirect); MAX_REDIRECTS + 1]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Redirect("too many redirects".to_owned())
+        );
+        assert_eq!(server.requests.lock().unwrap().len(), MAX_REDIRECTS + 1);
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn headers_at_count_limit_accepted() {
+        let mut reply = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        for index in 1..MAX_HEADERS {
+            reply.push_str(&format!("X-Header-{index}: {index}\r\n"));
+        }
+        reply.push_str("\r\nok");
+        let server = Scripted::start(vec![vec![Reply::Send(leak(reply.into_bytes()))]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"ok");
+    }
+
+    #[tokio::test]
+    async fn headers_over_count_limit_rejected() {
+        let mut reply = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        for index in 0..MAX_HEADERS {
+            reply.push_str(&format!("X-Header-{index}: {index}\r\n"));
+        }
+        reply.push_str("\r\nok");
+        let server = Scripted::start(vec![vec![Reply::Send(leak(reply.into_bytes()))]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("invalid http response: too many headers".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn head_at_size_limit_accepted() {
+        let mut reply = padded_head("HTTP/1.1 200 OK", "Content-Length: 2\r\n", MAX_HEAD_BYTES);
+        assert_eq!(reply.len(), MAX_HEAD_BYTES);
+        reply.extend_from_slice(b"ok");
+        let server = Scripted::start(vec![vec![Reply::Send(leak(reply)), Reply::Send(OK)]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body, b"ok");
+        assert_eq!(second.body, b"ok");
+        assert_eq!(server.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn head_over_size_limit_rejected() {
+        let head = padded_head(
+            "HTTP/1.1 200 OK",
+            "Content-Length: 2\r\n",
+            MAX_HEAD_BYTES + 1024,
+        );
+        let (first, rest) = head.split_at(MAX_HEAD_BYTES);
+        let pieces = leak_pieces(vec![leak(first.to_vec()), leak(rest.to_vec()), b"ok"]);
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces)]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("response head is larger than 64 KiB".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn head_over_limit_after_pause_rejected() {
+        let head = padded_head(
+            "HTTP/1.1 200 OK",
+            "Content-Length: 2\r\n",
+            MAX_HEAD_BYTES + 4096,
+        );
+        let (first, rest) = head.split_at(MAX_HEAD_BYTES - 1000);
+        let pieces = leak_pieces(vec![leak(first.to_vec()), leak(rest.to_vec()), b"ok"]);
+        let server = Scripted::start(vec![vec![Reply::Pieces(pieces)]]).await;
+
+        let result = Client::default().get(&server.url("/"), TIMEOUT).await;
+
+        assert_eq!(
+            result.unwrap_err(),
+            Failure::Request("response head is larger than 64 KiB".to_owned())
+        );
+    }
+
+    #[test]
+    fn dechunker_waits_for_chunk_crlf() {
+        let raw = b"5\r\nhello\r\n0\r\n\r\n";
+        let mut chunks = Dechunker::default();
+
+        assert_eq!(chunks.advance(&raw[..8], 100), Chunks::Partial);
+        assert_eq!(chunks.advance(&raw[..9], 100), Chunks::Partial);
+        assert_eq!(chunks.advance(raw, 100), Chunks::Ended { used: raw.len() });
+        assert_eq!(chunks.body, b"hello");
+    }
+
+    #[tokio::test]
+    async fn chunk_without_crlf_kept_once_at_timeout() {
+        let reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+        let client = Client::default();
+
+        let response = client.get(&server.url("/"), SHORT).await.unwrap();
+
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"hello");
+        assert_eq!(client.idle_count(&server.addr.to_string()), 0);
+    }
+
+    #[tokio::test]
+    async fn location_on_other_statuses_ignored() {
+        for status in [200, 300, 304] {
+            let reply = leak(
+                format!("HTTP/1.1 {status} Other\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n")
+                    .into_bytes(),
+            );
+            let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+            let response = Client::default()
+                .get(&server.url("/"), TIMEOUT)
+                .await
+                .unwrap();
+
+            assert_eq!(response.status, status);
+            assert_eq!(response.body, b"", "{status}");
+            assert_eq!(server.requests.lock().unwrap().len(), 1, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn status_line_without_reason_accepted() {
+        let reply = b"HTTP/1.1 503\r\nContent-Length: 4\r\n\r\ndown";
+        let server = Scripted::start(vec![vec![Reply::Send(reply)]]).await;
+
+        let response = Client::default()
+            .get(&server.url("/"), TIMEOUT)
+            .await
+            .unwrap();
+
+        assert_eq!(response.status, 503);
+        assert_eq!(response.body, b"down");
     }
 }
