@@ -952,6 +952,15 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 
+    /// Sends two GETs for `/` to `server` with one new client and returns
+    /// both responses.
+    async fn get_twice(server: &Scripted) -> (Response, Response) {
+        let client = Client::default();
+        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        (first, second)
+    }
+
     #[tokio::test]
     async fn reuses_keep_alive_connection() {
         let server = Scripted::start(vec![vec![Reply::Send(OK); 3]]).await;
@@ -988,10 +997,7 @@ mod tests {
     async fn retries_once_when_idle_connection_closes_on_request() {
         // The first connection responds once and closes at the next request.
         let server = Scripted::start(vec![vec![Reply::Send(OK)], vec![Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!((first.status, second.status), (200, 200));
         assert_eq!(server.accepted(), 2);
@@ -1323,10 +1329,7 @@ mod tests {
     async fn bytewise_length_response_is_read() {
         let reply = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown";
         let server = Scripted::start(vec![vec![Reply::Bytewise(reply), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.status, 503);
         assert_eq!(first.body, b"down");
@@ -1340,10 +1343,7 @@ mod tests {
         let reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
             5\r\nhello\r\n6;note=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n";
         let server = Scripted::start(vec![vec![Reply::Bytewise(reply), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.status, 200);
         assert_eq!(first.body, b"hello world");
@@ -1360,10 +1360,7 @@ mod tests {
             b"\nok",
         ];
         let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.status, 200);
         assert_eq!(first.body, b"ok");
@@ -1378,10 +1375,7 @@ mod tests {
             b"2\r\nok\r\n0\r\n\r\n",
         ];
         let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.body, b"ok");
         assert_eq!(second.body, b"ok");
@@ -1397,10 +1391,7 @@ mod tests {
             b"\n0123456789abcdef\r\n0\r\n\r\n",
         ];
         let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.body, b"0123456789abcdef");
         assert_eq!(second.body, b"ok");
@@ -1416,10 +1407,7 @@ mod tests {
             b"\n",
         ];
         let server = Scripted::start(vec![vec![Reply::Pieces(pieces), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.body, b"hello");
         assert_eq!(second.body, b"ok");
@@ -1688,10 +1676,7 @@ mod tests {
         }
         reply.extend_from_slice(OK);
         let server = Scripted::start(vec![vec![Reply::Send(leak(reply)), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.status, 200);
         assert_eq!(first.body, b"ok");
@@ -1948,10 +1933,7 @@ mod tests {
         assert_eq!(reply.len(), MAX_HEAD_BYTES);
         reply.extend_from_slice(b"ok");
         let server = Scripted::start(vec![vec![Reply::Send(leak(reply)), Reply::Send(OK)]]).await;
-        let client = Client::default();
-
-        let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-        let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
+        let (first, second) = get_twice(&server).await;
 
         assert_eq!(first.status, 200);
         assert_eq!(first.body, b"ok");
