@@ -103,6 +103,9 @@ pub(super) enum Failure {
     Redirect(String),
     /// The connection failed or the response was not HTTP/1.x.
     Request(String),
+    /// The body could not be read or decoded (reqwest only: the plain
+    /// client keeps what arrived).
+    Read(String),
 }
 
 /// Failure of one attempt on one connection.

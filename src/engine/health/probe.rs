@@ -133,7 +133,7 @@ fn judge(spec: &HealthSpec, at: SystemTime, status: u16, latency: Duration, body
     }
 }
 
-/// Returns the outcome and the error text of a plain HTTP failure.
+/// Returns the outcome and the error text of a failed request.
 fn describe_failure(failure: Failure, spec: &HealthSpec) -> (ProbeOutcome, String) {
     let endpoint = endpoint(&spec.url);
     match failure {
@@ -157,6 +157,10 @@ fn describe_failure(failure: Failure, spec: &HealthSpec) -> (ProbeOutcome, Strin
             format!("connect to {endpoint} failed: {cause}"),
         ),
         Failure::Redirect(cause) => (ProbeOutcome::Failed, format!("redirect failed: {cause}")),
+        Failure::Read(cause) => (
+            ProbeOutcome::Failed,
+            format!("reading the response failed: {cause}"),
+        ),
         Failure::Request(cause) => (ProbeOutcome::Failed, format!("request failed: {cause}")),
     }
 }
@@ -175,7 +179,7 @@ async fn probe_tls(client: &reqwest::Client, spec: &HealthSpec) -> Sample {
     let response = match result {
         Ok(response) => response,
         Err(error) => {
-            let (outcome, text) = classify(&error, spec);
+            let (outcome, text) = describe_failure(classify(&error), spec);
             return Sample {
                 at,
                 outcome,
@@ -252,45 +256,23 @@ pub fn redact_url(url: &reqwest::Url) -> String {
     redacted.to_string()
 }
 
-/// Classifies a reqwest error as an outcome and a lowercase error text.
-fn classify(error: &reqwest::Error, spec: &HealthSpec) -> (ProbeOutcome, String) {
-    let endpoint = endpoint(&spec.url);
-
+/// Classifies a reqwest error as the failure the plain client reports.
+fn classify(error: &reqwest::Error) -> Failure {
     if has_io_kind(error, io::ErrorKind::ConnectionRefused) {
-        return (
-            ProbeOutcome::Refused,
-            format!("connection refused by {endpoint}"),
-        );
-    }
-    if error.is_timeout() {
-        let text = if error.is_connect() {
-            format!("connect to {endpoint} timed out")
-        } else {
-            format!(
-                "no response from {endpoint} within {}",
-                humantime::format_duration(spec.timeout)
-            )
-        };
-        return (ProbeOutcome::TimedOut, text);
-    }
-    if error.is_connect() {
-        return (
-            ProbeOutcome::Refused,
-            format!("connect to {endpoint} failed: {}", source_chain(error)),
-        );
-    }
-
-    let action = if error.is_redirect() {
-        "redirect failed"
+        Failure::Refused
+    } else if error.is_timeout() && error.is_connect() {
+        Failure::ConnectTimedOut
+    } else if error.is_timeout() {
+        Failure::TimedOut
+    } else if error.is_connect() {
+        Failure::Connect(source_chain(error))
+    } else if error.is_redirect() {
+        Failure::Redirect(source_chain(error))
     } else if error.is_body() || error.is_decode() {
-        "reading the response failed"
+        Failure::Read(source_chain(error))
     } else {
-        "request failed"
-    };
-    (
-        ProbeOutcome::Failed,
-        format!("{action}: {}", source_chain(error)),
-    )
+        Failure::Request(source_chain(error))
+    }
 }
 
 /// Tells whether an I/O error of `kind` is among the causes of `error`.
