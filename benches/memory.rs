@@ -2,7 +2,9 @@
 //! every second, in a 200x60 pseudo-terminal, sampled every 10 s for ten
 //! minutes, beside the floor loop of the health benchmark probing the same
 //! endpoints. Each service deploys from a repository of 60 commits, so the
-//! dashboard also keeps 50 history entries per service.
+//! dashboard also keeps 50 history entries per service. Growth is reported
+//! twice: the sample at the end minus the one halfway, and the least-squares
+//! trend of every sample in the second half.
 //!
 //! It takes ten minutes per run, so it runs only with `REWIND_BENCH_LONG=1`:
 //! `REWIND_BENCH_LONG=1 cargo bench --bench memory`. Parameters
@@ -148,14 +150,23 @@ fn run_once(targets: usize, minutes: u64) -> String {
         .expect("start the floor loop");
 
     let start = Instant::now();
-    let mut series: Vec<(u64, u64, u64)> = Vec::new();
+    let mut series: Vec<Sample> = Vec::new();
     while start.elapsed() < duration {
         std::thread::sleep(SAMPLE_EVERY);
         let seconds = start.elapsed().as_secs();
         let ours = support::rss_kib(dashboard_pid).map_or(0, |(rss, _)| rss);
         let theirs = support::rss_kib(floor.id()).map_or(0, |(rss, _)| rss);
-        eprintln!("memory: {seconds} s dashboard {ours} KiB floor {theirs} KiB");
-        series.push((seconds, ours, theirs));
+        let (anonymous, file) = support::rss_parts_kib(dashboard_pid).unwrap_or_default();
+        eprintln!(
+            "memory: {seconds} s dashboard {ours} KiB ({anonymous} anonymous, {file} file) \
+             floor {theirs} KiB"
+        );
+        series.push(Sample {
+            seconds,
+            ours,
+            anonymous,
+            theirs,
+        });
     }
     let peak = support::rss_kib(dashboard_pid).map_or(0, |(_, hwm)| hwm);
     let ours_parts = support::rss_parts_kib(dashboard_pid).unwrap_or_default();
@@ -173,7 +184,7 @@ fn run_once(targets: usize, minutes: u64) -> String {
     let at = |minute: u64| {
         series
             .iter()
-            .min_by_key(|(seconds, _, _)| seconds.abs_diff(minute * 60))
+            .min_by_key(|sample| sample.seconds.abs_diff(minute * 60))
             .copied()
             .unwrap_or_default()
     };
@@ -181,18 +192,48 @@ fn run_once(targets: usize, minutes: u64) -> String {
     let mut text =
         String::from("| minute | dashboard RSS MiB | floor loop RSS MiB |\n|---|---|---|\n");
     for minute in [1, 2, minutes / 2, minutes] {
-        let (_, ours, theirs) = at(minute);
-        text.push_str(&format!("| {minute} | {} | {} |\n", mib(ours), mib(theirs)));
+        let sample = at(minute);
+        text.push_str(&format!(
+            "| {minute} | {} | {} |\n",
+            mib(sample.ours),
+            mib(sample.theirs)
+        ));
     }
-    let (_, middle, _) = at(minutes / 2);
-    let (_, end, floor_end) = at(minutes);
+    let (middle, end) = (at(minutes / 2), at(minutes));
+    let growth = |from: u64, to: u64| number((to as f64 - from as f64) / 1024.0);
     text.push_str(&format!(
-        "\ndashboard peak (VmHWM) {} MiB; growth from minute {} to {minutes}: {} MiB; \
+        "\ndashboard peak (VmHWM) {} MiB; growth from minute {} to {minutes}: {} MiB \
+         ({} MiB of it anonymous pages); floor loop growth {} MiB; \
          dashboard minus floor at the end: {} MiB\n",
         mib(peak),
         minutes / 2,
-        number((end as f64 - middle as f64) / 1024.0),
-        number((end as f64 - floor_end as f64) / 1024.0),
+        growth(middle.ours, end.ours),
+        growth(middle.anonymous, end.anonymous),
+        growth(middle.theirs, end.theirs),
+        number((end.ours as f64 - end.theirs as f64) / 1024.0),
+    ));
+    // Two samples differ by up to 0.3 MiB with the phase of the versions
+    // refresh, so the trend of every sample in the second half is the
+    // steadier measure of growth.
+    let second_half: Vec<&Sample> = series
+        .iter()
+        .filter(|sample| sample.seconds >= minutes / 2 * 60)
+        .collect();
+    let span = (minutes - minutes / 2) as f64 * 60.0;
+    let trend = |value: fn(&Sample) -> u64| {
+        let points: Vec<(f64, f64)> = second_half
+            .iter()
+            .map(|sample| (sample.seconds as f64, value(sample) as f64))
+            .collect();
+        number(slope(&points) * span / 1024.0)
+    };
+    text.push_str(&format!(
+        "least-squares trend from minute {} to {minutes} ({} samples): dashboard {} MiB, \
+         floor loop {} MiB\n",
+        minutes / 2,
+        second_half.len(),
+        trend(|sample| sample.ours),
+        trend(|sample| sample.theirs),
     ));
     text.push_str(&format!(
         "at the end, anonymous and file pages: dashboard {} and {} MiB, floor loop {} and {} MiB\n",
@@ -202,6 +243,39 @@ fn run_once(targets: usize, minutes: u64) -> String {
         mib(floor_parts.1),
     ));
     text
+}
+
+/// Returns the least-squares slope of `points`, 0 for fewer than two.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let count = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let mean_x = points.iter().map(|(x, _)| x).sum::<f64>() / count;
+    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / count;
+    let covariance: f64 = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
+    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    if variance == 0.0 {
+        0.0
+    } else {
+        covariance / variance
+    }
+}
+
+/// One sample of resident memory, in KiB.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    /// Seconds since sampling began, right after the dashboard started.
+    seconds: u64,
+    /// The dashboard's resident memory.
+    ours: u64,
+    /// The dashboard's anonymous resident pages (heap and stacks).
+    anonymous: u64,
+    /// The floor loop's resident memory.
+    theirs: u64,
 }
 
 /// Creates a repository of `commits` linear commits with a tag on every
