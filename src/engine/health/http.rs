@@ -1493,10 +1493,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connection_tokens_without_close_reused() {
-        for value in ["keep-alive", "closed", "xclose", "Upgrade"] {
+    async fn keep_alive_responses_reused() {
+        // HTTP/1.1 keeps the connection unless `Connection` lists `close`
+        // as a whole token. HTTP/1.0 keeps it only with `keep-alive`.
+        let cases = [
+            ("HTTP/1.1", "keep-alive"),
+            ("HTTP/1.1", "closed"),
+            ("HTTP/1.1", "xclose"),
+            ("HTTP/1.1", "Upgrade"),
+            ("HTTP/1.0", "keep-alive"),
+            ("HTTP/1.0", "Keep-Alive"),
+            ("HTTP/1.0", "KEEP-ALIVE"),
+        ];
+        for (version, value) in cases {
             let reply = leak(
-                format!("HTTP/1.1 200 OK\r\nConnection: {value}\r\nContent-Length: 2\r\n\r\nok")
+                format!("{version} 200 OK\r\nConnection: {value}\r\nContent-Length: 2\r\n\r\nok")
                     .into_bytes(),
             );
             let server = Scripted::start(vec![vec![Reply::Send(reply), Reply::Send(OK)]]).await;
@@ -1506,10 +1517,10 @@ mod tests {
             let idle = client.idle_count(&server.addr.to_string());
             let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
 
-            assert_eq!(first.body, b"ok", "{value}");
-            assert_eq!(idle, 1, "{value}");
-            assert_eq!(second.body, b"ok", "{value}");
-            assert_eq!(server.accepted(), 1, "{value}");
+            assert_eq!(first.body, b"ok", "{version} {value}");
+            assert_eq!(idle, 1, "{version} {value}");
+            assert_eq!(second.body, b"ok", "{version} {value}");
+            assert_eq!(server.accepted(), 1, "{version} {value}");
         }
     }
 
@@ -1535,27 +1546,6 @@ mod tests {
             assert_eq!(idle, 0, "{headers:?}");
             assert_eq!(second.body, b"ok", "{headers:?}");
             assert_eq!(server.accepted(), 2, "{headers:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn http10_with_keep_alive_reused() {
-        for value in ["keep-alive", "Keep-Alive", "KEEP-ALIVE"] {
-            let reply = leak(
-                format!("HTTP/1.0 200 OK\r\nConnection: {value}\r\nContent-Length: 2\r\n\r\nok")
-                    .into_bytes(),
-            );
-            let server = Scripted::start(vec![vec![Reply::Send(reply), Reply::Send(OK)]]).await;
-            let client = Client::default();
-
-            let first = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-            let idle = client.idle_count(&server.addr.to_string());
-            let second = client.get(&server.url("/"), TIMEOUT).await.unwrap();
-
-            assert_eq!(first.body, b"ok", "{value}");
-            assert_eq!(idle, 1, "{value}");
-            assert_eq!(second.body, b"ok", "{value}");
-            assert_eq!(server.accepted(), 1, "{value}");
         }
     }
 
