@@ -212,9 +212,9 @@ fn run_once(targets: usize, minutes: u64) -> String {
         growth(middle.theirs, end.theirs),
         number((end.ours as f64 - end.theirs as f64) / 1024.0),
     ));
-    // Two samples differ by up to 0.3 MiB with the phase of the versions
-    // refresh, so the trend of every sample in the second half is the
-    // steadier measure of growth.
+    // With glibc, two samples differ by up to 0.3 MiB with the phase of
+    // the versions refresh, so the trend of every sample in the second
+    // half is the steadier measure of growth.
     let second_half: Vec<&Sample> = series
         .iter()
         .filter(|sample| sample.seconds >= minutes / 2 * 60)
@@ -245,7 +245,8 @@ fn run_once(targets: usize, minutes: u64) -> String {
     text
 }
 
-/// Returns the least-squares slope of `points`, 0 for fewer than two.
+/// Returns the least-squares slope of `points`, or 0 when there are fewer
+/// than two or all share one x.
 fn slope(points: &[(f64, f64)]) -> f64 {
     let count = points.len() as f64;
     if points.len() < 2 {
