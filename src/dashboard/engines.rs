@@ -2,7 +2,7 @@
 //! requests in tasks, and reports back through engine events and messages, so
 //! the event loop never waits on git, HTTP, backups or a rollback.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, mpsc};
@@ -27,12 +27,8 @@ pub(super) struct Engines {
     pub events: mpsc::UnboundedSender<EngineEvent>,
     pub messages: mpsc::UnboundedSender<Msg>,
     pub git_slots: Arc<Semaphore>,
-    /// Services whose versions read is queued or running, each with the
-    /// refresh requested meanwhile, if any: `Some(true)` when it asked for
-    /// the whole history. That read then runs once more instead of a second
-    /// read queueing, so reads never pile up behind a slow disk and a
-    /// refresh after a rollback is never lost.
-    pub refreshing: Arc<Mutex<HashMap<String, Option<bool>>>>,
+    /// The versions reads that are queued or running, by service index.
+    pub refreshing: Reads,
     /// Cancels the run in progress; replaced when a run starts.
     pub cancel: std::sync::Mutex<Option<CancelHandle>>,
 }
@@ -58,8 +54,9 @@ impl Engines {
             }
             Effect::ProbeNow(service) => self.monitor.probe_now(&service),
             Effect::RefreshVersions(service) => {
-                if let Some(spec) = self.config.service(&service) {
-                    self.refresh_versions(spec, true);
+                let services = &self.config.services;
+                if let Some(index) = services.iter().position(|spec| spec.name == service) {
+                    self.refresh_versions(index, true);
                 }
             }
             Effect::CheckUnfinished => self.check_unfinished(),
@@ -120,56 +117,54 @@ impl Engines {
         });
     }
 
-    /// Reads the versions of `spec`, with `HISTORY_LIMIT` entries of
-    /// history when `full`, else with the deployed entry only.
-    pub fn refresh_versions(&self, spec: &ServiceSpec, full: bool) {
-        let Some(mut pending) = Pending::start(&self.refreshing, &spec.name, full) else {
+    /// Reads the versions of the service at `index` in the configuration,
+    /// with `HISTORY_LIMIT` entries of history when `full`, else with the
+    /// deployed entry only.
+    pub fn refresh_versions(&self, index: usize, full: bool) {
+        let Some(pending) = Pending::start(&self.refreshing, index, full) else {
             return;
         };
-        let spec = spec.clone();
-        let events = self.events.clone();
-        let slots = Arc::clone(&self.git_slots);
+        let reader = self.reader();
         tokio::spawn(async move {
-            let mut full = full;
-            loop {
-                let Ok(_slot) = slots.acquire().await else {
-                    return;
-                };
-                let name = spec.name.clone();
-                let reader = spec.clone();
-                let read = tokio::task::spawn_blocking(move || {
-                    let (dir, branch) = (&reader.deploy_dir, reader.branch.as_deref());
-                    if full {
-                        versions::read(dir, branch, HISTORY_LIMIT)
-                    } else {
-                        versions::read_deployed(dir, branch)
-                    }
-                })
-                .await;
-                let event = match read {
-                    Ok(Ok(info)) => EngineEvent::VersionsLoaded {
-                        service: name,
-                        info,
-                        complete: full,
-                    },
-                    Ok(Err(error)) => EngineEvent::VersionsFailed {
-                        service: name,
-                        error: error.to_string(),
-                    },
-                    Err(join_error) => EngineEvent::VersionsFailed {
-                        service: name,
-                        error: format!("reading versions panicked: {join_error}"),
-                    },
-                };
-                if events.send(event).is_err() {
-                    return;
-                }
-                match pending.repeat() {
-                    Some(again_full) => full = again_full,
-                    None => return,
-                }
-            }
+            reader.read(pending).await;
         });
+    }
+
+    /// Reads the versions of every service, the one at `selected` with its
+    /// history, in one task whose four workers take the services in order,
+    /// each read holding one of the `git_slots`. A periodic refresh of a
+    /// thousand services spawns this one task instead of one per service.
+    pub fn refresh_all_versions(&self, selected: usize) {
+        let reader = self.reader();
+        let count = self.config.services.len();
+        tokio::spawn(async move {
+            let next = AtomicUsize::new(0);
+            let worker = || async {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count {
+                        return;
+                    }
+                    let Some(pending) = Pending::start(&reader.reads, index, index == selected)
+                    else {
+                        continue;
+                    };
+                    if !reader.read(pending).await {
+                        return;
+                    }
+                }
+            };
+            tokio::join!(worker(), worker(), worker(), worker());
+        });
+    }
+
+    fn reader(&self) -> Reader {
+        Reader {
+            config: Arc::clone(&self.config),
+            reads: Arc::clone(&self.refreshing),
+            events: self.events.clone(),
+            slots: Arc::clone(&self.git_slots),
+        }
     }
 
     fn build_plan(&self, service: String, target: String, backup: Option<String>) {
@@ -377,51 +372,125 @@ async fn take_and_prune(
     ))
 }
 
-/// A service's entry among the pending reads, removed when dropped.
+/// The versions reads that are queued or running, by the index of their
+/// service in the configuration. An entry is `None` while no read is;
+/// otherwise it contains the refresh requested since the read began, if any,
+/// `Some(true)` when one asked for the whole history. That read then runs
+/// once more instead of a second read queueing, so reads never pile up
+/// behind a slow disk and a refresh after a rollback is never lost.
+pub(super) type Reads = Arc<Mutex<Vec<Option<Option<bool>>>>>;
+
+/// Returns the table of pending reads for `services` services, none pending.
+pub(super) fn reads(services: usize) -> Reads {
+    Arc::new(Mutex::new(vec![None; services]))
+}
+
+/// The parts of the engines that a versions read uses, shared by the
+/// reading tasks so that none copies a service's configuration.
+struct Reader {
+    config: Arc<Config>,
+    reads: Reads,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    slots: Arc<Semaphore>,
+}
+
+impl Reader {
+    /// Reads the versions of the service of `pending` on a blocking thread,
+    /// once more for each refresh requested meanwhile, and sends each
+    /// result as an event. Returns `false` when the receiver of the events
+    /// is gone.
+    async fn read(&self, mut pending: Pending) -> bool {
+        let index = pending.index;
+        let mut full = pending.full;
+        loop {
+            let Ok(_slot) = self.slots.acquire().await else {
+                return false;
+            };
+            let config = Arc::clone(&self.config);
+            let read = tokio::task::spawn_blocking(move || {
+                let spec = &config.services[index];
+                let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
+                if full {
+                    versions::read(dir, branch, HISTORY_LIMIT)
+                } else {
+                    versions::read_deployed(dir, branch)
+                }
+            })
+            .await;
+            let service = self.config.services[index].name.clone();
+            let event = match read {
+                Ok(Ok(info)) => EngineEvent::VersionsLoaded {
+                    service,
+                    info,
+                    complete: full,
+                },
+                Ok(Err(error)) => EngineEvent::VersionsFailed {
+                    service,
+                    error: error.to_string(),
+                },
+                Err(join_error) => EngineEvent::VersionsFailed {
+                    service,
+                    error: format!("reading versions panicked: {join_error}"),
+                },
+            };
+            if self.events.send(event).is_err() {
+                return false;
+            }
+            match pending.repeat() {
+                Some(again_full) => full = again_full,
+                None => return true,
+            }
+        }
+    }
+}
+
+/// A service's entry among the pending reads, cleared when dropped.
 struct Pending {
-    services: Arc<Mutex<HashMap<String, Option<bool>>>>,
-    service: String,
-    /// Set once [`Pending::repeat`] removed the entry itself.
+    reads: Reads,
+    index: usize,
+    /// Whether the first read takes the whole history.
+    full: bool,
+    /// Set once [`Pending::repeat`] cleared the entry itself.
     finished: bool,
 }
 
 impl Pending {
-    /// Marks a read of `service` as pending. Returns `None` when one already
-    /// is, after asking it to read once more, with the whole history when
-    /// this or an earlier request asked for it.
-    fn start(
-        services: &Arc<Mutex<HashMap<String, Option<bool>>>>,
-        service: &str,
-        full: bool,
-    ) -> Option<Pending> {
-        let mut pending = services.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(again) = pending.get_mut(service) {
+    /// Marks a read of the service at `index` as pending. Returns `None`
+    /// when one already is, after asking it to read once more, with the
+    /// whole history when this or an earlier request asked for it, and
+    /// when `index` is past the last service.
+    fn start(reads: &Reads, index: usize, full: bool) -> Option<Pending> {
+        let mut pending = reads.lock().unwrap_or_else(|poison| poison.into_inner());
+        let entry = pending.get_mut(index)?;
+        if let Some(again) = entry {
             *again = Some(again.unwrap_or(false) || full);
             return None;
         }
-        pending.insert(service.to_owned(), None);
+        *entry = Some(None);
         Some(Pending {
-            services: Arc::clone(services),
-            service: service.to_owned(),
+            reads: Arc::clone(reads),
+            index,
+            full,
             finished: false,
         })
     }
 
     /// Returns the refresh requested since the read began, `Some(true)`
-    /// for the whole history, and clears it. Otherwise removes the entry
+    /// for the whole history, and clears it. Otherwise clears the entry
     /// under the same lock, so a refresh requested from then on starts a
     /// new read.
     fn repeat(&mut self) -> Option<bool> {
         let mut pending = self
-            .services
+            .reads
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(again) = pending.get_mut(&self.service)
+        let entry = &mut pending[self.index];
+        if let Some(again) = entry
             && let Some(full) = again.take()
         {
             return Some(full);
         }
-        pending.remove(&self.service);
+        *entry = None;
         self.finished = true;
         None
     }
@@ -431,10 +500,10 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if !self.finished {
             let mut pending = self
-                .services
+                .reads
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
-            pending.remove(&self.service);
+            pending[self.index] = None;
         }
     }
 }
@@ -450,25 +519,98 @@ fn with_hint(error: &dyn std::fmt::Display, hint: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::rollback::test_support;
+
+    fn engines(config: Config, events: mpsc::UnboundedSender<EngineEvent>) -> Engines {
+        let (messages, _) = mpsc::unbounded_channel();
+        Engines {
+            monitor: Monitor::start(health::client(), &[], events.clone()),
+            client: health::client(),
+            refreshing: reads(config.services.len()),
+            config: Arc::new(config),
+            events,
+            messages,
+            git_slots: Arc::new(Semaphore::new(2)),
+            cancel: std::sync::Mutex::new(None),
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_of_all_reads_each_service_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        test_support::repo(&repo, &["v1", "v2", "v3"]);
+        let service = |name: &str, deploy_dir: &std::path::Path| ServiceSpec {
+            name: name.to_owned(),
+            deploy_dir: deploy_dir.to_path_buf(),
+            ..test_support::spec(deploy_dir)
+        };
+        let missing = dir.path().join("missing");
+        let config = Config {
+            path: dir.path().join("services.toml"),
+            state_dir: dir.path().join("state"),
+            read_only: true,
+            services: vec![
+                service("alpha", &repo),
+                service("beta", &repo),
+                service("gamma", &missing),
+                service("delta", &repo),
+                service("epsilon", &repo),
+            ],
+        };
+        let (sender, mut events) = mpsc::unbounded_channel();
+        let engines = engines(config, sender);
+
+        engines.refresh_all_versions(1);
+        // The round's task owns the last sender, so the channel closes
+        // once every read has reported.
+        drop(engines);
+        let mut seen = Vec::new();
+        while let Some(event) = events.recv().await {
+            seen.push(match event {
+                EngineEvent::VersionsLoaded {
+                    service,
+                    info,
+                    complete,
+                } => (service, info.history.len(), complete),
+                EngineEvent::VersionsFailed { service, .. } => (service, 0, false),
+                other => panic!("unexpected event {other:?}"),
+            });
+        }
+        seen.sort();
+        let expected = [
+            ("alpha", 1, false),
+            ("beta", 3, true),
+            ("delta", 1, false),
+            ("epsilon", 1, false),
+            ("gamma", 0, false),
+        ]
+        .map(|(name, entries, complete)| (name.to_owned(), entries, complete));
+        assert_eq!(seen, expected);
+    }
 
     #[test]
     fn pending_read_absorbs_refreshes_and_repeats_once() {
-        let services = Arc::default();
-        let mut first = Pending::start(&services, "web", false).unwrap();
+        const WEB: usize = 0;
+        const DB: usize = 1;
+        let services = reads(2);
+        let mut first = Pending::start(&services, WEB, false).unwrap();
 
-        assert!(Pending::start(&services, "web", true).is_none());
-        assert!(Pending::start(&services, "web", false).is_none());
-        assert!(Pending::start(&services, "db", false).is_some());
+        assert!(Pending::start(&services, WEB, true).is_none());
+        assert!(Pending::start(&services, WEB, false).is_none());
+        assert!(Pending::start(&services, DB, false).is_some());
+        assert!(Pending::start(&services, 2, false).is_none());
         // One request asked for the whole history, so the repeat reads it.
         assert_eq!(first.repeat(), Some(true));
         assert_eq!(first.repeat(), None);
         // The entry is gone before `first` is dropped, so a new read starts
         // and dropping `first` leaves the new entry alone.
-        let mut second = Pending::start(&services, "web", false).unwrap();
+        let mut second = Pending::start(&services, WEB, false).unwrap();
         drop(first);
-        assert!(Pending::start(&services, "web", false).is_none());
+        assert!(Pending::start(&services, WEB, false).is_none());
         assert_eq!(second.repeat(), Some(false));
         drop(second);
-        assert!(Pending::start(&services, "web", false).is_some());
+        assert!(Pending::start(&services, WEB, false).is_some());
     }
 }

@@ -98,15 +98,13 @@ async fn event_loop(
         events: events_tx,
         messages: messages_tx,
         git_slots: Arc::new(Semaphore::new(VERSIONS_CONCURRENCY)),
-        refreshing: Default::default(),
+        refreshing: engines::reads(config.services.len()),
         cancel: std::sync::Mutex::new(None),
     };
     // The dashboard starts with the first service selected, and only the
     // selected service needs its whole history.
-    for (index, spec) in config.services.iter().enumerate() {
-        engines.refresh_versions(spec, index == 0);
-        engines.load_backups(spec.name.clone());
-    }
+    engines.refresh_all_versions(0);
+    load_all_backups(&engines);
     engines.start(Effect::CheckUnfinished);
 
     let mut input = EventStream::new();
@@ -141,10 +139,8 @@ async fn event_loop(
             Some(event) = events.recv() => Msg::Engine(event),
             Some(msg) = messages.recv() => msg,
             _ = refresh.tick() => {
-                for (index, spec) in config.services.iter().enumerate() {
-                    engines.refresh_versions(spec, index == app.selected);
-                    engines.load_backups(spec.name.clone());
-                }
+                engines.refresh_all_versions(app.selected);
+                load_all_backups(&engines);
                 continue;
             }
             _ = terminate.recv() => break,
@@ -168,4 +164,13 @@ async fn event_loop(
     }
     tracing::info!("dashboard stopped");
     Ok(())
+}
+
+/// Lists the backups of every service that has a backup table.
+fn load_all_backups(engines: &Engines) {
+    for spec in &engines.config.services {
+        if spec.backup.is_some() {
+            engines.load_backups(spec.name.clone());
+        }
+    }
 }

@@ -14,7 +14,7 @@ pub(crate) use report::new_run_id;
 mod revert;
 mod steps;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod undo;
 
 use serde::{Deserialize, Serialize};
