@@ -144,25 +144,64 @@ struct Exchange {
     at: StdInstant,
 }
 
+/// A GET request for one URL, built once and sent as often as needed, so
+/// that a probe task does not build the same bytes every second.
+#[derive(Debug)]
+pub(super) struct Request {
+    url: Url,
+    /// `host:port`, the key of the idle connections to the URL.
+    origin: String,
+    /// The `Authorization` value for the URL's userinfo, sent on every
+    /// redirect that is followed too.
+    authorization: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Request {
+    /// Builds the GET request for `url`, an `http://` URL.
+    pub(super) fn new(url: &Url) -> Request {
+        Request::with_authorization(url.clone(), authorization(url))
+    }
+
+    fn with_authorization(url: Url, authorization: Option<String>) -> Request {
+        Request {
+            origin: origin_key(&url),
+            bytes: request_bytes(&url, authorization.as_deref()),
+            authorization,
+            url,
+        }
+    }
+}
+
 impl Client {
-    /// Sends a GET for `url`, an `http://` URL, and follows at most
-    /// [`MAX_REDIRECTS`] redirects that keep its scheme, host and port.
+    /// Sends a GET for `url`, an `http://` URL, as [`Client::send`] does.
+    #[cfg(test)]
+    pub(super) async fn get(&self, url: &Url, timeout: Duration) -> Result<Response, Failure> {
+        self.send(&Request::new(url), timeout).await
+    }
+
+    /// Sends `request` and follows at most [`MAX_REDIRECTS`] redirects that
+    /// keep its scheme, host and port.
     ///
     /// `timeout` covers connecting, every redirect and the response heads.
     /// A body that is still arriving when it runs out is cut there.
-    pub(super) async fn get(&self, url: &Url, timeout: Duration) -> Result<Response, Failure> {
+    pub(super) async fn send(
+        &self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, Failure> {
         let started = StdInstant::now();
         let deadline = deadline_after(timeout);
-        let authorization = authorization(url);
-        let mut current = url.clone();
+        let mut redirected: Option<Request> = None;
         let mut followed = 0;
 
         loop {
-            let exchange = self
-                .exchange(&current, authorization.as_deref(), deadline)
-                .await?;
+            let current = redirected.as_ref().unwrap_or(request);
+            let exchange = self.exchange(current, deadline).await?;
             let next = match &exchange.head.location {
-                Some(location) if is_redirect(exchange.head.status) => current.join(location).ok(),
+                Some(location) if is_redirect(exchange.head.status) => {
+                    current.url.join(location).ok()
+                }
                 _ => None,
             };
             let Some(next) = next else {
@@ -175,7 +214,7 @@ impl Client {
             if followed == MAX_REDIRECTS {
                 return Err(Failure::Redirect("too many redirects".to_owned()));
             }
-            if next.origin() != current.origin() {
+            if next.origin() != current.url.origin() {
                 return Ok(Response {
                     status: exchange.head.status,
                     body: exchange.body,
@@ -183,7 +222,10 @@ impl Client {
                 });
             }
             followed += 1;
-            current = next;
+            redirected = Some(Request::with_authorization(
+                next,
+                request.authorization.clone(),
+            ));
         }
     }
 
@@ -201,30 +243,22 @@ impl Client {
         pool.connections.get(origin).map_or(0, Vec::len)
     }
 
-    /// Sends one request for `url` and reads its response, on an idle
+    /// Sends `request` once and reads its response, on an idle
     /// connection when there is one that is still open. When that connection
     /// turns out closed before any response byte, the request goes once
     /// more on a new connection, even when the server may have received it:
     /// a GET is idempotent, so sending it twice is allowed.
-    async fn exchange(
-        &self,
-        url: &Url,
-        authorization: Option<&str>,
-        deadline: Instant,
-    ) -> Result<Exchange, Failure> {
-        let origin = origin_key(url);
-        let request = request_bytes(url, authorization);
-
-        if let Some(stream) = self.take_idle(&origin) {
-            match self.send(stream, url, &origin, &request, deadline).await {
+    async fn exchange(&self, request: &Request, deadline: Instant) -> Result<Exchange, Failure> {
+        if let Some(stream) = self.take_idle(&request.origin) {
+            match self.attempt(stream, request, deadline).await {
                 Ok(exchange) => return Ok(exchange),
                 Err(Attempt::Failed(failure)) => return Err(failure),
                 Err(Attempt::Closed(_)) => {}
             }
         }
 
-        let stream = connect(url, deadline).await?;
-        match self.send(stream, url, &origin, &request, deadline).await {
+        let stream = connect(&request.url, deadline).await?;
+        match self.attempt(stream, request, deadline).await {
             Ok(exchange) => Ok(exchange),
             Err(Attempt::Failed(failure)) => Err(failure),
             Err(Attempt::Closed(text)) => Err(Failure::Request(text)),
@@ -234,15 +268,14 @@ impl Client {
     /// Writes `request` on `stream`, reads the response and keeps the
     /// connection for reuse when the response ended cleanly and the server
     /// allows it.
-    async fn send(
+    async fn attempt(
         &self,
         mut stream: TcpStream,
-        url: &Url,
-        origin: &str,
-        request: &[u8],
+        request: &Request,
         deadline: Instant,
     ) -> Result<Exchange, Attempt> {
-        match time::timeout_at(deadline, stream.write_all(request)).await {
+        let url = &request.url;
+        match time::timeout_at(deadline, stream.write_all(&request.bytes)).await {
             Err(_) => return Err(Attempt::Failed(Failure::TimedOut)),
             Ok(Err(error)) if is_closed(&error) => {
                 return Err(Attempt::Closed(error.to_string().to_lowercase()));
@@ -271,7 +304,7 @@ impl Client {
             read_body(&mut stream, raw, &head, deadline).await
         };
         if reusable && head.keep_alive {
-            self.put_idle(origin, stream);
+            self.put_idle(&request.origin, stream);
         }
         Ok(Exchange { head, body, at })
     }
@@ -294,7 +327,14 @@ impl Client {
     /// [`MAX_IDLE_PER_ORIGIN`] connections already wait there.
     fn put_idle(&self, origin: &str, stream: TcpStream) {
         let mut pool = self.pool();
-        let list = pool.connections.entry(origin.to_owned()).or_default();
+        // A lookup by `&str` first, so that the key is copied only for an
+        // origin seen for the first time.
+        if !pool.connections.contains_key(origin) {
+            pool.connections.insert(origin.to_owned(), Vec::new());
+        }
+        let Some(list) = pool.connections.get_mut(origin) else {
+            return;
+        };
         list.retain(|idle| idle.since.elapsed() < IDLE_TIMEOUT);
         if list.len() < MAX_IDLE_PER_ORIGIN {
             list.push(Idle {
@@ -1179,6 +1219,40 @@ mod tests {
         assert!(
             requests[1].starts_with("GET /next HTTP/1.1\r\n"),
             "{requests:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_sent_again_and_redirected_keeps_authentication() {
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: /next\r\nConnection: close\r\n\r\n";
+        let server = Scripted::start(vec![
+            vec![Reply::Send(redirect)],
+            vec![Reply::Send(OK), Reply::Send(OK)],
+        ])
+        .await;
+        let mut url = server.url("/health");
+        url.set_username("admin").unwrap();
+        url.set_password(Some("pw")).unwrap();
+        let request = Request::new(&url);
+        let client = Client::default();
+
+        let first = client.send(&request, TIMEOUT).await.unwrap();
+        let second = client.send(&request, TIMEOUT).await.unwrap();
+
+        assert_eq!((first.status, second.status), (200, 200));
+        let head = |target: &str| {
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rewind/{}\r\n\
+                 Accept: */*\r\nAuthorization: Basic YWRtaW46cHc=\r\n\r\n",
+                server.addr,
+                env!("CARGO_PKG_VERSION")
+            )
+        };
+        // The second send reuses the connection kept after `/next`.
+        assert_eq!(server.accepted(), 2);
+        assert_eq!(
+            *server.requests.lock().unwrap(),
+            [head("/health"), head("/next"), head("/health")]
         );
     }
 

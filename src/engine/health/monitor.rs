@@ -15,7 +15,7 @@ use tokio::time;
 use tracing::{debug, info};
 
 use super::http::Client;
-use super::probe::{probe, redact_url};
+use super::probe::{plain_request, probe_with, redact_url};
 use super::{MIN_PERIOD, Tracker};
 use crate::config::{HealthSpec, ServiceSpec};
 use crate::engine::event::EngineEvent;
@@ -347,6 +347,7 @@ impl ServiceTask {
         let service = self.service.clone();
         let service = service.as_str();
         let mut tracker = Tracker::new(&self.spec);
+        let request = plain_request(&self.spec);
         debug!(service, url = %redact_url(&self.spec.url), "health probe task started");
 
         let mut first = Some(time::Instant::now());
@@ -368,7 +369,7 @@ impl ServiceTask {
                 observer(due.elapsed());
             }
             let sample = tokio::select! {
-                sample = probe(&self.client, &self.spec) => sample,
+                sample = probe_with(&self.client, &self.spec, request.as_ref()) => sample,
                 _ = self.events.closed() => break,
             };
 

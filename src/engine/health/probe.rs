@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::{self, MissedTickBehavior};
 
-use super::http::{Client, Failure};
+use super::http::{Client, Failure, Request};
 use super::{MIN_PERIOD, ProbeOutcome, Sample};
 use crate::config::HealthSpec;
 
@@ -78,20 +78,36 @@ pub(super) fn reqwest_client() -> reqwest::Client {
 /// Error texts name the host and port but never the userinfo, path or query
 /// of the URL.
 pub async fn probe(client: &Client, spec: &HealthSpec) -> Sample {
-    if spec.url.scheme() == "http" {
-        probe_plain(client, spec).await
-    } else {
+    probe_with(client, spec, plain_request(spec).as_ref()).await
+}
+
+/// Returns the request that probes `spec.url` with rewind's own client,
+/// or `None` for a URL that is not `http://`.
+pub(super) fn plain_request(spec: &HealthSpec) -> Option<Request> {
+    (spec.url.scheme() == "http").then(|| Request::new(&spec.url))
+}
+
+/// Probes as [`probe`] does, sending `request` when there is one: the
+/// request [`plain_request`] returned for `spec`, which a probe task
+/// builds once.
+pub(super) async fn probe_with(
+    client: &Client,
+    spec: &HealthSpec,
+    request: Option<&Request>,
+) -> Sample {
+    match request {
+        Some(request) => probe_plain(client, spec, request).await,
         // Boxed, so that the rarer TLS path does not enlarge every probe
         // task's future.
-        Box::pin(probe_tls(client.tls(), spec)).await
+        None => Box::pin(probe_tls(client.tls(), spec)).await,
     }
 }
 
 /// Probes an `http://` URL with rewind's own client.
-async fn probe_plain(client: &Client, spec: &HealthSpec) -> Sample {
+async fn probe_plain(client: &Client, spec: &HealthSpec, request: &Request) -> Sample {
     let at = SystemTime::now();
     let started = Instant::now();
-    let response = match client.get(&spec.url, spec.timeout).await {
+    let response = match client.send(request, spec.timeout).await {
         Ok(response) => response,
         Err(failure) => {
             let (outcome, text) = describe_failure(failure, spec);
