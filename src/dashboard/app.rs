@@ -334,6 +334,9 @@ pub struct App {
     pub read_only: bool,
     /// Kind of the run the open plan dialog starts: a rollback or an undo.
     pub pending_kind: RunKind,
+    /// Service whose rollback key was pressed before its history arrived.
+    /// Its plan opens when the history does, unless a key is pressed first.
+    pub rollback_when_loaded: Option<String>,
     /// Reason for the run, written in the plan dialog.
     pub reason: Input,
     /// Lines the run pane is scrolled up from its newest line.
@@ -387,6 +390,7 @@ impl App {
             newest_sample: None,
             read_only: config.read_only,
             pending_kind: RunKind::Rollback,
+            rollback_when_loaded: None,
             reason: Input::default(),
             run_scroll: 0,
             unfinished: Vec::new(),

@@ -2,7 +2,7 @@
 //! requests in tasks, and reports back through engine events and messages, so
 //! the event loop never waits on git, HTTP, backups or a rollback.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, mpsc};
@@ -29,6 +29,8 @@ pub(super) struct Engines {
     pub git_slots: Arc<Semaphore>,
     /// The versions reads that are queued or running, by service index.
     pub refreshing: Reads,
+    /// True while a refresh of every service's versions runs.
+    pub refreshing_all: Arc<AtomicBool>,
     /// Cancels the run in progress; replaced when a run starts.
     pub cancel: std::sync::Mutex<Option<CancelHandle>>,
 }
@@ -134,10 +136,18 @@ impl Engines {
     /// history, in one task whose four workers take the services in order,
     /// each read holding one of the `git_slots`. A periodic refresh of a
     /// thousand services spawns this one task instead of one per service.
+    /// While the last refresh still runs, on a slow disk, another is not
+    /// started.
     pub fn refresh_all_versions(&self, selected: usize) {
+        if self.refreshing_all.swap(true, Ordering::AcqRel) {
+            tracing::debug!("versions refresh skipped because the previous one is still running");
+            return;
+        }
+        let running = RoundRunning(Arc::clone(&self.refreshing_all));
         let reader = self.reader();
         let count = self.config.services.len();
         tokio::spawn(async move {
+            let _running = running;
             let next = AtomicUsize::new(0);
             let worker = || async {
                 loop {
@@ -444,6 +454,15 @@ impl Reader {
     }
 }
 
+/// The flag of a running refresh of every service, cleared when dropped.
+struct RoundRunning(Arc<AtomicBool>);
+
+impl Drop for RoundRunning {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// A service's entry among the pending reads, cleared when dropped.
 struct Pending {
     reads: Reads,
@@ -527,6 +546,7 @@ mod tests {
             monitor: Monitor::start(health::client(), &[], events.clone()),
             client: health::client(),
             refreshing: reads(config.services.len()),
+            refreshing_all: Arc::default(),
             config: Arc::new(config),
             events,
             messages,
@@ -563,6 +583,9 @@ mod tests {
         let engines = engines(config, sender);
 
         engines.refresh_all_versions(1);
+        // The first refresh is still running, so this one is skipped.
+        engines.refresh_all_versions(1);
+        let running = Arc::clone(&engines.refreshing_all);
         // The round's task owns the last sender, so the channel closes
         // once every read has reported.
         drop(engines);
@@ -588,6 +611,7 @@ mod tests {
         ]
         .map(|(name, entries, complete)| (name.to_owned(), entries, complete));
         assert_eq!(seen, expected);
+        assert!(!running.load(Ordering::Acquire));
     }
 
     #[test]

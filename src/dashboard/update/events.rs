@@ -28,8 +28,21 @@ pub(super) fn on_engine(app: &mut App, event: EngineEvent) -> Vec<Effect> {
             if selected && !complete {
                 return vec![Effect::RefreshVersions(service)];
             }
+            if selected && app.rollback_when_loaded.as_deref() == Some(service.as_str()) {
+                app.rollback_when_loaded = None;
+                if app.mode == Mode::Normal {
+                    app.notice = None;
+                    return super::keys::start_rollback(app);
+                }
+            }
         }
         EngineEvent::VersionsFailed { service, error } => {
+            if app.rollback_when_loaded.as_deref() == Some(service.as_str()) {
+                app.rollback_when_loaded = None;
+                app.notice = Some(format!(
+                    "cannot roll back `{service}`: reading its versions failed: {error}"
+                ));
+            }
             if let Some(view) = app.service_mut(&service) {
                 view.versions = VersionsView::Failed(error);
             }

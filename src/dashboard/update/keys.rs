@@ -26,6 +26,7 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         return Vec::new();
     };
     app.notice = None;
+    app.rollback_when_loaded = None;
     if app.read_only && keymap::changes_service(action) && matches!(app.mode, Mode::Normal) {
         app.notice = Some(
             "read-only mode: rollbacks are disabled (--read-only or read_only = true)".to_owned(),
@@ -245,8 +246,9 @@ fn service_to_change(app: &mut App) -> Option<String> {
 }
 
 /// Picks the target (the version under the cursor, else the one before the
-/// deployed version) and requests a plan.
-fn start_rollback(app: &mut App) -> Vec<Effect> {
+/// deployed version) and requests a plan. While the service's history is
+/// still being read, it waits for the history instead.
+pub(super) fn start_rollback(app: &mut App) -> Vec<Effect> {
     let Some(name) = service_to_change(app) else {
         return Vec::new();
     };
@@ -260,8 +262,17 @@ fn start_rollback(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     };
     let history = service.history();
+    if let VersionsView::Failed(error) = &service.versions {
+        app.notice = Some(format!(
+            "cannot roll back `{name}`: reading its versions failed: {error}"
+        ));
+        return Vec::new();
+    }
     if !matches!(service.versions, VersionsView::Loaded(_)) || service.history_trimmed {
-        app.notice = Some(format!("versions of `{name}` are not loaded yet"));
+        app.notice = Some(format!(
+            "reading the versions of `{name}`; the plan opens when they arrive"
+        ));
+        app.rollback_when_loaded = Some(name);
         return Vec::new();
     }
 

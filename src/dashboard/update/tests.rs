@@ -52,7 +52,7 @@ fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
 }
 
 /// Delivers `info` as a complete versions read of `service`.
-fn load_versions(app: &mut App, service: &str, info: VersionInfo) {
+fn load_versions(app: &mut App, service: &str, info: VersionInfo) -> Vec<Effect> {
     update(
         app,
         Msg::Engine(EngineEvent::VersionsLoaded {
@@ -60,7 +60,7 @@ fn load_versions(app: &mut App, service: &str, info: VersionInfo) {
             info,
             complete: true,
         }),
-    );
+    )
 }
 
 fn versions(deployed: usize) -> VersionInfo {
@@ -134,7 +134,64 @@ fn rollback_key_waits_for_versions() {
     assert!(effects.is_empty());
     assert_eq!(
         app.notice.as_deref(),
-        Some("versions of `orders` are not loaded yet")
+        Some("reading the versions of `orders`; the plan opens when they arrive")
+    );
+    assert_eq!(app.rollback_when_loaded.as_deref(), Some("orders"));
+
+    let effects = load_versions(&mut app, "orders", versions(0));
+
+    assert_eq!(
+        effects,
+        [Effect::BuildPlan {
+            service: "orders".into(),
+            target: "commit1".into(),
+            backup: None,
+        }]
+    );
+    assert!(matches!(app.mode, Mode::Planning { .. }));
+    assert_eq!(app.notice, None);
+    assert_eq!(app.rollback_when_loaded, None);
+}
+
+#[test]
+fn key_while_waiting_cancels_rollback() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('r'));
+    press(&mut app, KeyCode::Char('?'));
+    press(&mut app, KeyCode::Esc);
+
+    let effects = load_versions(&mut app, "orders", versions(0));
+
+    assert!(effects.is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.rollback_when_loaded, None);
+}
+
+#[test]
+fn failed_read_ends_wait_for_versions() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('r'));
+
+    let effects = update(
+        &mut app,
+        Msg::Engine(EngineEvent::VersionsFailed {
+            service: "orders".into(),
+            error: "not a git repository".into(),
+        }),
+    );
+
+    assert!(effects.is_empty());
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("cannot roll back `orders`: reading its versions failed: not a git repository")
+    );
+    assert_eq!(app.rollback_when_loaded, None);
+    // The key names the failure again instead of waiting.
+    assert!(press(&mut app, KeyCode::Char('r')).is_empty());
+    assert_eq!(app.rollback_when_loaded, None);
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("cannot roll back `orders`: reading its versions failed: not a git repository")
     );
 }
 
@@ -415,14 +472,23 @@ fn selecting_trimmed_service_reads_its_history() {
     assert_eq!(app.services[0].history().len(), 1);
     assert!(app.services[0].history_trimmed);
     assert_eq!(app.services[0].version_label(), "v3");
-    // The picker waits for the whole history.
+    // The plan waits for the whole history.
     assert!(press(&mut app, KeyCode::Char('r')).is_empty());
     assert_eq!(
         app.notice.as_deref(),
-        Some("versions of `payments` are not loaded yet")
+        Some("reading the versions of `payments`; the plan opens when they arrive")
     );
 
-    load_versions(&mut app, "payments", versions(1));
+    let effects = load_versions(&mut app, "payments", versions(1));
+
+    assert_eq!(
+        effects,
+        [Effect::BuildPlan {
+            service: "payments".into(),
+            target: "commit2".into(),
+            backup: None,
+        }]
+    );
 
     assert_eq!(app.services[1].history().len(), 3);
     assert!(!app.services[1].history_trimmed);
