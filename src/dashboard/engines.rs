@@ -383,11 +383,11 @@ async fn take_and_prune(
 }
 
 /// The versions reads that are queued or running, by the index of their
-/// service in the configuration. An entry is `None` while no read is;
-/// otherwise it contains the refresh requested since the read began, if any,
-/// `Some(true)` when one asked for the whole history. That read then runs
-/// once more instead of a second read queueing, so reads never pile up
-/// behind a slow disk and a refresh after a rollback is never lost.
+/// service in the configuration. An entry is `None` while no read runs.
+/// Otherwise it contains the refresh requested since the read began, if
+/// any, and `Some(true)` marks a request for the whole history. That read
+/// then runs once more instead of a second read queueing, so reads never
+/// pile up behind a slow disk and a refresh after a rollback is never lost.
 pub(super) type Reads = Arc<Mutex<Vec<Option<Option<bool>>>>>;
 
 /// Returns the table of pending reads for `services` services, none pending.
