@@ -191,7 +191,7 @@ pub fn filled_app(dir: &Path, count: usize) -> App {
     for n in 0..HISTORY_LEN {
         for i in 0..count {
             let event = EngineEvent::ProbeCompleted {
-                service: service_name(i),
+                service: service_name(i).into(),
                 sample: sample(i, n),
                 state: state(i),
             };
@@ -235,7 +235,7 @@ fn start_run(app: &mut App, config: &Config) {
 pub fn probe_event(i: usize, state: HealthState, second: u64) -> EngineEvent {
     let passed = state == HealthState::Healthy;
     EngineEvent::ProbeCompleted {
-        service: service_name(i),
+        service: service_name(i).into(),
         sample: Sample {
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + second),
             outcome: if passed {

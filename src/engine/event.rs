@@ -1,6 +1,8 @@
 //! The typed events every engine reports through. The dashboard folds them
 //! into its state; the CLI prints them as lines or JSON.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::engine::health::{HealthState, Sample};
@@ -21,8 +23,10 @@ pub enum EngineEvent {
     /// The versions engine could not read a deploy directory.
     VersionsFailed { service: String, error: String },
     /// A health probe finished; `state` is the state after this sample.
+    /// The name is shared with the probe task, so that a probe every second
+    /// for each service allocates no copy of it.
     ProbeCompleted {
-        service: String,
+        service: Arc<str>,
         sample: Sample,
         state: HealthState,
     },
@@ -55,11 +59,11 @@ impl EngineEvent {
         match self {
             EngineEvent::VersionsLoaded { service, .. }
             | EngineEvent::VersionsFailed { service, .. }
-            | EngineEvent::ProbeCompleted { service, .. }
             | EngineEvent::StepStarted { service, .. }
             | EngineEvent::StepOutput { service, .. }
             | EngineEvent::StepFinished { service, .. }
             | EngineEvent::RunFinished { service, .. } => service,
+            EngineEvent::ProbeCompleted { service, .. } => service,
         }
     }
 }

@@ -259,7 +259,7 @@ impl Monitor {
             first.push(started + period + period.mul_f64(phase));
             let task = ServiceTask {
                 client: client.clone(),
-                service: service.name.clone(),
+                service: Arc::from(service.name.as_str()),
                 index,
                 spec: service.health.clone(),
                 tick,
@@ -329,7 +329,7 @@ impl Drop for Monitor {
 /// State of the probe task of one service.
 struct ServiceTask {
     client: Client,
-    service: String,
+    service: Arc<str>,
     /// Position of the service in the scheduler's slots.
     index: usize,
     spec: HealthSpec,
@@ -344,8 +344,8 @@ impl ServiceTask {
     /// Probes on each tick or wake-up, one probe at a time, until the
     /// receiver of the events is dropped.
     async fn run(self) {
-        let service = self.service.clone();
-        let service = service.as_str();
+        let name = Arc::clone(&self.service);
+        let service = &*name;
         let mut tracker = Tracker::new(&self.spec);
         let request = plain_request(&self.spec);
         debug!(service, url = %redact_url(&self.spec.url), "health probe task started");
@@ -393,7 +393,7 @@ impl ServiceTask {
             }
 
             let event = EngineEvent::ProbeCompleted {
-                service: self.service.clone(),
+                service: Arc::clone(&self.service),
                 sample,
                 state,
             };
@@ -449,7 +449,7 @@ mod tests {
                         service: name,
                         sample,
                         state,
-                    }) if name == service => return (sample, state),
+                    }) if &*name == service => return (sample, state),
                     Some(_) => continue,
                     None => panic!("event channel closed before a probe of {service}"),
                 }
