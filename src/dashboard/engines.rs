@@ -2,6 +2,7 @@
 //! requests in tasks, and reports back through engine events and messages, so
 //! the event loop never waits on git, HTTP, backups or a rollback.
 
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +30,8 @@ pub(super) struct Engines {
     pub git_slots: Arc<Semaphore>,
     /// The versions reads that are queued or running, by service index.
     pub refreshing: Reads,
+    /// Fingerprints of the deployed-only reads last sent, by service index.
+    pub sent: Sent,
     /// True while a refresh of every service's versions runs.
     pub refreshing_all: Arc<AtomicBool>,
     /// Cancels the run in progress; replaced when a run starts.
@@ -172,6 +175,7 @@ impl Engines {
         Reader {
             config: Arc::clone(&self.config),
             reads: Arc::clone(&self.refreshing),
+            sent: Arc::clone(&self.sent),
             events: self.events.clone(),
             slots: Arc::clone(&self.git_slots),
         }
@@ -395,11 +399,60 @@ pub(super) fn reads(services: usize) -> Reads {
     Arc::new(Mutex::new(vec![None; services]))
 }
 
+/// The fingerprint of the deployed-only read last sent for each service,
+/// by index in the configuration, or `None` when the last read sent took
+/// the whole history or failed, or when none was sent yet.
+///
+/// A deployed-only read that finds the same as the one before sends
+/// nothing, and its result is freed on the blocking thread that built it.
+/// The periodic refresh reads every service every 15 s, and most reads
+/// find nothing new: sending them would only move a thousand results to
+/// the dashboard's thread, to be compared with what it shows and freed
+/// there.
+pub(super) type Sent = Arc<Mutex<Vec<Option<u64>>>>;
+
+/// Returns the table of sent reads for `services` services, none sent.
+pub(super) fn sent(services: usize) -> Sent {
+    Arc::new(Mutex::new(vec![None; services]))
+}
+
+/// Returns `result` unless it is a deployed-only read (`full` false) of the
+/// service at `index` equal to the one last sent, which the dashboard
+/// already shows, and records what is sent in `sent`.
+///
+/// Reads are compared by a 64-bit hash, so a change that keeps the hash
+/// is missed until the next change, with odds of 1 in 2^64.
+fn news<E>(
+    sent: &Mutex<Vec<Option<u64>>>,
+    index: usize,
+    full: bool,
+    result: Result<versions::VersionInfo, E>,
+) -> Option<Result<versions::VersionInfo, E>> {
+    let fingerprint = match &result {
+        Ok(info) if !full => {
+            let mut hasher = std::hash::DefaultHasher::new();
+            info.hash(&mut hasher);
+            Some(hasher.finish())
+        }
+        _ => None,
+    };
+    let mut sent = sent.lock().unwrap_or_else(|poison| poison.into_inner());
+    let Some(last) = sent.get_mut(index) else {
+        return Some(result);
+    };
+    if fingerprint.is_some() && *last == fingerprint {
+        return None;
+    }
+    *last = fingerprint;
+    Some(result)
+}
+
 /// The parts of the engines that a versions read uses, shared by the
 /// reading tasks so that none copies a service's configuration.
 struct Reader {
     config: Arc<Config>,
     reads: Reads,
+    sent: Sent,
     events: mpsc::UnboundedSender<EngineEvent>,
     slots: Arc<Semaphore>,
 }
@@ -417,33 +470,38 @@ impl Reader {
                 return false;
             };
             let config = Arc::clone(&self.config);
+            let sent = Arc::clone(&self.sent);
             let read = tokio::task::spawn_blocking(move || {
                 let spec = &config.services[index];
                 let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
-                if full {
+                let result = if full {
                     versions::read(dir, branch, HISTORY_LIMIT)
                 } else {
                     versions::read_deployed(dir, branch)
-                }
+                };
+                news(&sent, index, full, result)
             })
             .await;
             let service = self.config.services[index].name.clone();
             let event = match read {
-                Ok(Ok(info)) => EngineEvent::VersionsLoaded {
+                Ok(None) => None,
+                Ok(Some(Ok(info))) => Some(EngineEvent::VersionsLoaded {
                     service,
                     info,
                     complete: full,
-                },
-                Ok(Err(error)) => EngineEvent::VersionsFailed {
+                }),
+                Ok(Some(Err(error))) => Some(EngineEvent::VersionsFailed {
                     service,
                     error: error.to_string(),
-                },
-                Err(join_error) => EngineEvent::VersionsFailed {
+                }),
+                Err(join_error) => Some(EngineEvent::VersionsFailed {
                     service,
                     error: format!("reading versions panicked: {join_error}"),
-                },
+                }),
             };
-            if self.events.send(event).is_err() {
+            if let Some(event) = event
+                && self.events.send(event).is_err()
+            {
                 return false;
             }
             match pending.repeat() {
@@ -546,6 +604,7 @@ mod tests {
             monitor: Monitor::start(health::client(), &[], events.clone()),
             client: health::client(),
             refreshing: reads(config.services.len()),
+            sent: sent(config.services.len()),
             refreshing_all: Arc::default(),
             config: Arc::new(config),
             events,
@@ -553,6 +612,28 @@ mod tests {
             git_slots: Arc::new(Semaphore::new(2)),
             cancel: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Receives the versions events until the channel closes, each as a
+    /// line that names the service and what its read found.
+    async fn received(events: &mut mpsc::UnboundedReceiver<EngineEvent>) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(event) = events.recv().await {
+            seen.push(match event {
+                EngineEvent::VersionsLoaded {
+                    service,
+                    info,
+                    complete,
+                } => format!(
+                    "{service} {} entries, {} dirty, complete {complete}",
+                    info.history.len(),
+                    info.dirty.len()
+                ),
+                EngineEvent::VersionsFailed { service, .. } => format!("{service} failed"),
+                other => panic!("unexpected event {other:?}"),
+            });
+        }
+        seen
     }
 
     #[tokio::test]
@@ -589,29 +670,120 @@ mod tests {
         // The round's task owns the last sender, so the channel closes
         // once every read has reported.
         drop(engines);
-        let mut seen = Vec::new();
-        while let Some(event) = events.recv().await {
-            seen.push(match event {
-                EngineEvent::VersionsLoaded {
-                    service,
-                    info,
-                    complete,
-                } => (service, info.history.len(), complete),
-                EngineEvent::VersionsFailed { service, .. } => (service, 0, false),
-                other => panic!("unexpected event {other:?}"),
-            });
-        }
+        let mut seen = received(&mut events).await;
         seen.sort();
         let expected = [
-            ("alpha", 1, false),
-            ("beta", 3, true),
-            ("delta", 1, false),
-            ("epsilon", 1, false),
-            ("gamma", 0, false),
-        ]
-        .map(|(name, entries, complete)| (name.to_owned(), entries, complete));
+            "alpha 1 entries, 0 dirty, complete false",
+            "beta 3 entries, 0 dirty, complete true",
+            "delta 1 entries, 0 dirty, complete false",
+            "epsilon 1 entries, 0 dirty, complete false",
+            "gamma failed",
+        ];
         assert_eq!(seen, expected);
         assert!(!running.load(Ordering::Acquire));
+    }
+
+    /// Waits until no versions read is queued or running.
+    async fn reads_settled(engines: &Engines) {
+        for _ in 0..2_000 {
+            let idle = engines
+                .refreshing
+                .lock()
+                .unwrap()
+                .iter()
+                .all(Option::is_none);
+            if idle {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("versions reads still running after 10 s");
+    }
+
+    #[tokio::test]
+    async fn unchanged_deployed_read_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        test_support::repo(&repo, &["v1", "v2"]);
+        let later = dir.path().join("later");
+        let service = |name: &str, deploy_dir: &std::path::Path| ServiceSpec {
+            name: name.to_owned(),
+            deploy_dir: deploy_dir.to_path_buf(),
+            ..test_support::spec(deploy_dir)
+        };
+        let config = Config {
+            path: dir.path().join("services.toml"),
+            state_dir: dir.path().join("state"),
+            read_only: true,
+            services: vec![service("alpha", &repo), service("beta", &later)],
+        };
+        let (sender, mut events) = mpsc::unbounded_channel();
+        let engines = engines(config, sender);
+        const ALPHA: usize = 0;
+        const BETA: usize = 1;
+
+        // Each step waits for its reads, so the events arrive in step order.
+        let steps: [(usize, bool); 9] = [
+            (ALPHA, false),
+            (ALPHA, false), // unchanged: nothing sent
+            (BETA, false),  // no deploy directory yet: failed
+            (BETA, false),  // a failure is sent again
+            (ALPHA, false), // after the untracked file: sent
+            (ALPHA, true),  // a whole history is always sent
+            (ALPHA, false), // the last one sent was whole: sent
+            (ALPHA, false), // unchanged: nothing sent
+            (BETA, false),  // the directory now exists: sent
+        ];
+        for (step, (index, full)) in steps.into_iter().enumerate() {
+            if step == 4 {
+                std::fs::write(repo.join("untracked.txt"), "x").unwrap();
+                std::fs::create_dir(&later).unwrap();
+                test_support::repo(&later, &["b1"]);
+            }
+            engines.refresh_versions(index, full);
+            reads_settled(&engines).await;
+        }
+        drop(engines);
+
+        let seen = received(&mut events).await;
+        let expected = [
+            "alpha 1 entries, 0 dirty, complete false",
+            "beta failed",
+            "beta failed",
+            "alpha 1 entries, 1 dirty, complete false",
+            "alpha 2 entries, 1 dirty, complete true",
+            "alpha 1 entries, 1 dirty, complete false",
+            "beta 1 entries, 0 dirty, complete false",
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn news_skips_unchanged_deployed_reads() {
+        let sent = Mutex::new(vec![None; 1]);
+        let info = |short: &str| versions::VersionInfo {
+            commit: format!("{short}000"),
+            short: short.to_owned(),
+            describe: None,
+            branch: Some("main".to_owned()),
+            history_branch: Some("main".to_owned()),
+            dirty: Vec::new(),
+            history: Vec::new(),
+        };
+        let read = |short: &str| Ok::<_, String>(info(short));
+
+        assert!(news(&sent, 0, false, read("aaa")).is_some());
+        assert!(news(&sent, 0, false, read("aaa")).is_none());
+        assert!(news(&sent, 0, false, read("bbb")).is_some());
+        assert!(news(&sent, 0, true, read("bbb")).is_some());
+        assert_eq!(sent.lock().unwrap()[0], None);
+        assert!(news(&sent, 0, false, read("bbb")).is_some());
+        assert!(news(&sent, 0, false, Err("gone".to_owned())).is_some());
+        assert!(news(&sent, 0, false, read("bbb")).is_some());
+        // An index past the table is sent and not recorded.
+        assert!(news(&sent, 5, false, read("bbb")).is_some());
+        assert_eq!(sent.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -99,6 +99,7 @@ async fn event_loop(
         messages: messages_tx,
         git_slots: Arc::new(Semaphore::new(VERSIONS_CONCURRENCY)),
         refreshing: engines::reads(config.services.len()),
+        sent: engines::sent(config.services.len()),
         refreshing_all: Arc::default(),
         cancel: std::sync::Mutex::new(None),
     };

@@ -14,7 +14,7 @@ mod index_file;
 mod worktree;
 
 /// State of a deploy directory: the checked-out version and the versions it can go to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VersionInfo {
     /// Full id of the HEAD commit.
     pub commit: String,
@@ -46,7 +46,7 @@ impl VersionInfo {
 }
 
 /// One commit of the deploy branch's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub commit: String,
     pub short: String,
