@@ -4,9 +4,9 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ServiceSpec};
 use crate::engine::backup::{Catalog, Progress};
@@ -27,7 +27,8 @@ pub(super) struct Engines {
     pub monitor: Monitor,
     pub events: mpsc::UnboundedSender<EngineEvent>,
     pub messages: mpsc::UnboundedSender<Msg>,
-    pub git_slots: Arc<Semaphore>,
+    /// The threads that read deploy directories.
+    pub git: Arc<GitThreads>,
     /// The versions reads that are queued or running, by service index.
     pub refreshing: Reads,
     /// Fingerprints of the deployed-only reads last sent, by service index.
@@ -137,7 +138,7 @@ impl Engines {
 
     /// Reads the versions of every service, the one at `selected` with its
     /// history, in one task whose four workers take the services in order,
-    /// each read holding one of the `git_slots`. A periodic refresh of a
+    /// each read running on one of the `git` threads. A periodic refresh of a
     /// thousand services spawns this one task instead of one per service.
     /// While the last refresh still runs, on a slow disk, another is not
     /// started.
@@ -177,7 +178,7 @@ impl Engines {
             reads: Arc::clone(&self.refreshing),
             sent: Arc::clone(&self.sent),
             events: self.events.clone(),
-            slots: Arc::clone(&self.git_slots),
+            git: Arc::clone(&self.git),
         }
     }
 
@@ -404,7 +405,7 @@ pub(super) fn reads(services: usize) -> Reads {
 /// the whole history or failed, or when none was sent yet.
 ///
 /// A deployed-only read that finds the same as the one before sends
-/// nothing, and its result is freed on the blocking thread that built it.
+/// nothing, and its result is freed on the git thread that built it.
 /// The periodic refresh reads every service every 15 s, and most reads
 /// find nothing new: sending them would only move a thousand results to
 /// the dashboard's thread, to be compared with what it shows and freed
@@ -454,11 +455,11 @@ struct Reader {
     reads: Reads,
     sent: Sent,
     events: mpsc::UnboundedSender<EngineEvent>,
-    slots: Arc<Semaphore>,
+    git: Arc<GitThreads>,
 }
 
 impl Reader {
-    /// Reads the versions of the service of `pending` on a blocking thread,
+    /// Reads the versions of the service of `pending` on a git thread,
     /// once more for each refresh requested meanwhile, and sends each
     /// result as an event. Returns `false` when the receiver of the events
     /// is gone.
@@ -466,22 +467,21 @@ impl Reader {
         let index = pending.index;
         let mut full = pending.full;
         loop {
-            let Ok(_slot) = self.slots.acquire().await else {
-                return false;
-            };
             let config = Arc::clone(&self.config);
             let sent = Arc::clone(&self.sent);
-            let read = tokio::task::spawn_blocking(move || {
-                let spec = &config.services[index];
-                let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
-                let result = if full {
-                    versions::read(dir, branch, HISTORY_LIMIT)
-                } else {
-                    versions::read_deployed(dir, branch)
-                };
-                news(&sent, index, full, result)
-            })
-            .await;
+            let read = self
+                .git
+                .run(move || {
+                    let spec = &config.services[index];
+                    let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
+                    let result = if full {
+                        versions::read(dir, branch, HISTORY_LIMIT)
+                    } else {
+                        versions::read_deployed(dir, branch)
+                    };
+                    news(&sent, index, full, result)
+                })
+                .await;
             let service = self.config.services[index].name.clone();
             let event = match read {
                 Ok(None) => None,
@@ -494,9 +494,9 @@ impl Reader {
                     service,
                     error: error.to_string(),
                 }),
-                Err(join_error) => Some(EngineEvent::VersionsFailed {
+                Err(error) => Some(EngineEvent::VersionsFailed {
                     service,
-                    error: format!("reading versions panicked: {join_error}"),
+                    error: format!("reading versions failed: {error}"),
                 }),
             };
             if let Some(event) = event
@@ -510,6 +510,86 @@ impl Reader {
             }
         }
     }
+}
+
+/// Work queued for the git threads.
+type GitJob = Box<dyn FnOnce() + Send>;
+
+/// Threads that read deploy directories, started with the dashboard and
+/// kept until it ends, so the 15 s refresh reuses them. tokio's blocking
+/// threads stop after 10 s without work, so each round of the refresh
+/// started new ones: about 20 per round with 1,000 services, because a
+/// read queued while the last one's thread was not yet idle started
+/// another thread.
+pub(super) struct GitThreads {
+    jobs: std::sync::mpsc::Sender<GitJob>,
+    /// Number of threads that started. With none, work goes to tokio's
+    /// blocking threads instead.
+    started: usize,
+}
+
+impl GitThreads {
+    /// Starts `count` threads that take work in the order it was queued.
+    pub(super) fn start(count: usize) -> GitThreads {
+        let (jobs, queue) = std::sync::mpsc::channel::<GitJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
+        for number in 0..count {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("versions-{number}"))
+                .spawn(move || run_git_jobs(&queue));
+            match spawned {
+                Ok(_) => started += 1,
+                Err(error) => tracing::error!(%error, number, "cannot start a versions thread"),
+            }
+        }
+        GitThreads { jobs, started }
+    }
+
+    /// Runs `work` on one of the threads and returns its result, or the
+    /// panic message when it panicked.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        if self.started == 0 {
+            let joined = tokio::task::spawn_blocking(work).await;
+            return joined.map_err(|error| error.to_string());
+        }
+        let (done, result) = oneshot::channel();
+        let job: GitJob = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = done.send(outcome.map_err(|panic| panic_text(panic.as_ref())));
+        });
+        if self.jobs.send(job).is_err() {
+            return Err("the versions threads stopped".to_owned());
+        }
+        result
+            .await
+            .unwrap_or_else(|_| Err("the versions thread stopped during the read".to_owned()))
+    }
+}
+
+/// Runs the work of `queue` until every sender is gone.
+fn run_git_jobs(queue: &Mutex<std::sync::mpsc::Receiver<GitJob>>) {
+    loop {
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else {
+            return;
+        };
+        job();
+    }
+}
+
+/// Returns the message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("panicked: {message}")
 }
 
 /// The flag of a running refresh of every service, cleared when dropped.
@@ -609,7 +689,7 @@ mod tests {
             config: Arc::new(config),
             events,
             messages,
-            git_slots: Arc::new(Semaphore::new(2)),
+            git: Arc::new(GitThreads::start(2)),
             cancel: std::sync::Mutex::new(None),
         }
     }
@@ -784,6 +864,23 @@ mod tests {
         // An index past the table is sent and not recorded.
         assert!(news(&sent, 5, false, read("bbb")).is_some());
         assert_eq!(sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn git_threads_run_work_and_report_panics() {
+        let threads = GitThreads::start(2);
+
+        assert_eq!(threads.run(|| 6 * 7).await, Ok(42));
+        let panicked = threads.run(|| -> u32 { panic!("bad repository") }).await;
+        assert_eq!(panicked, Err("panicked: bad repository".to_owned()));
+        let mut names = std::collections::BTreeSet::new();
+        for _ in 0..10 {
+            let name = threads.run(|| std::thread::current().name().map(str::to_owned));
+            names.insert(name.await.unwrap().unwrap());
+        }
+        // The same two threads ran every read, the one that panicked too.
+        let started = ["versions-0", "versions-1"].map(str::to_owned);
+        assert!(names.iter().all(|name| started.contains(name)), "{names:?}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use ratatui::Terminal;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::engine::health::{self, Monitor};
@@ -97,7 +97,7 @@ async fn event_loop(
         client: health::client(),
         events: events_tx,
         messages: messages_tx,
-        git_slots: Arc::new(Semaphore::new(VERSIONS_CONCURRENCY)),
+        git: Arc::new(engines::GitThreads::start(VERSIONS_CONCURRENCY)),
         refreshing: engines::reads(config.services.len()),
         sent: engines::sent(config.services.len()),
         refreshing_all: Arc::default(),
