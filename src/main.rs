@@ -64,9 +64,9 @@ const MALLOC_ARENAS: libc::c_int = 2;
 ///
 /// Without a cap glibc creates arenas as threads allocate, up to a multiple
 /// of the number of CPUs (mallopt(3)), and memory freed into an arena stays
-/// with that arena. The dashboard reads deploy directories on tokio's
-/// blocking threads, which come and go, so each arena grows to the peak of
-/// the reads that ran in it.
+/// with that arena. Rollbacks, backups and the CLI run their file and git
+/// work on tokio's blocking threads, which come and go, so each arena
+/// would grow to the peak of the work that ran in it.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

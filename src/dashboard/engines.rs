@@ -516,11 +516,12 @@ impl Reader {
 type GitJob = Box<dyn FnOnce() + Send>;
 
 /// Threads that read deploy directories, started with the dashboard and
-/// kept until it ends, so the 15 s refresh reuses them. tokio's blocking
-/// threads stop after 10 s without work, so each round of the refresh
-/// started new ones: about 20 per round with 1,000 services, because a
-/// read queued while the last one's thread was not yet idle started
-/// another thread.
+/// kept until it ends, so the 15 s refresh reuses them.
+///
+/// tokio's blocking threads stop after 10 s without work, so each round of
+/// the refresh started new ones. tokio starts another blocking thread when
+/// work is queued before an earlier thread is idle again, which gave about
+/// 20 new threads per round with 1,000 services.
 pub(super) struct GitThreads {
     jobs: std::sync::mpsc::Sender<GitJob>,
     /// Number of threads that started. With none, work goes to tokio's

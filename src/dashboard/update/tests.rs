@@ -140,14 +140,7 @@ fn rollback_key_waits_for_versions() {
 
     let effects = load_versions(&mut app, "orders", versions(0));
 
-    assert_eq!(
-        effects,
-        [Effect::BuildPlan {
-            service: "orders".into(),
-            target: "commit1".into(),
-            backup: None,
-        }]
-    );
+    assert_eq!(effects, [plan_of_orders()]);
     assert!(matches!(app.mode, Mode::Planning { .. }));
     assert_eq!(app.notice, None);
     assert_eq!(app.rollback_when_loaded, None);
@@ -195,6 +188,16 @@ fn failed_read_ends_wait_for_versions() {
     );
 }
 
+/// Returns the effect that plans the rollback of `orders` to the commit
+/// before its deployed one.
+fn plan_of_orders() -> Effect {
+    Effect::BuildPlan {
+        service: "orders".into(),
+        target: "commit1".into(),
+        backup: None,
+    }
+}
+
 #[test]
 fn rollback_key_targets_previous_version() {
     let mut app = app();
@@ -202,14 +205,7 @@ fn rollback_key_targets_previous_version() {
     load_versions(&mut app, "orders", info);
     let effects = press(&mut app, KeyCode::Char('r'));
 
-    assert_eq!(
-        effects,
-        [Effect::BuildPlan {
-            service: "orders".into(),
-            target: "commit1".into(),
-            backup: None,
-        }]
-    );
+    assert_eq!(effects, [plan_of_orders()]);
     assert!(matches!(app.mode, Mode::Planning { .. }));
 }
 
