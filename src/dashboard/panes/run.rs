@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
-use crate::dashboard::app::{App, StepStatus};
+use crate::dashboard::app::{App, RunView, StepStatus};
 use crate::dashboard::theme;
 use crate::engine::rollback::RunOutcome;
 
@@ -22,11 +22,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
         frame.render_widget(hint, inner);
         return;
     };
-    let title = format!(
-        "Run · {} {} {} → {}",
-        run.kind, run.service, run.from, run.to
-    );
-    let block = super::block(title, focused);
+    let block = super::block(title(run), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
@@ -106,6 +102,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
 }
 
 /// Splits `line` into pieces of at most `width` characters.
+/// Returns the pane's title for `run`: its kind and service, and the
+/// versions it goes between when it has them (a backup has none).
+fn title(run: &RunView) -> String {
+    if run.from.is_empty() && run.to.is_empty() {
+        return format!("Run · {} {}", run.kind, run.service);
+    }
+    format!(
+        "Run · {} {} {} → {}",
+        run.kind, run.service, run.from, run.to
+    )
+}
+
 fn wrap(line: &str, width: usize) -> Vec<String> {
     let chars: Vec<char> = line.chars().collect();
     if chars.is_empty() {
@@ -115,4 +123,19 @@ fn wrap(line: &str, width: usize) -> Vec<String> {
         .chunks(width)
         .map(|chunk| chunk.iter().collect())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_names_versions_only_when_known() {
+        let mut run = RunView::backup("inventory");
+        assert_eq!(title(&run), "Run · backup inventory");
+
+        run.from = "v1.2.0".to_owned();
+        run.to = "v1.1.0".to_owned();
+        assert_eq!(title(&run), "Run · backup inventory v1.2.0 → v1.1.0");
+    }
 }
