@@ -20,8 +20,10 @@ use futures_util::StreamExt;
 use ratatui::Terminal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::engine::event::EngineEvent;
 use crate::engine::health::{self, Monitor};
 
 use app::App;
@@ -30,6 +32,11 @@ use update::{Effect, Msg, update};
 
 /// Shortest time between two frames: at most 30 frames a second.
 const FRAME: Duration = Duration::from_millis(33);
+/// Shortest time between two frames when nothing but new probe samples
+/// changed: at most 5 frames a second. Each service is probed about once a
+/// second, so a faster redraw shows the same numbers more often, and with
+/// a thousand services samples arrive every millisecond.
+const SAMPLES_FRAME: Duration = Duration::from_millis(200);
 /// Versions are read again this often, to catch deploys made elsewhere.
 const VERSIONS_REFRESH: Duration = Duration::from_secs(15);
 /// Deploy directories read at once.
@@ -116,14 +123,14 @@ async fn event_loop(
     refresh.tick().await;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
-    let mut changed = false;
+    let mut redraw = Redraw::new(Instant::now());
 
     loop {
         let msg = tokio::select! {
-            _ = frames.tick() => {
-                if changed {
+            now = frames.tick() => {
+                if redraw.due(now) {
                     terminal.draw(|frame| view::view(&app, frame))?;
-                    changed = false;
+                    redraw.drawn(now);
                 }
                 continue;
             }
@@ -131,7 +138,7 @@ async fn event_loop(
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => Msg::Key(key),
                 Some(Ok(Event::Resize(..))) => {
                     terminal.autoresize()?;
-                    changed = true;
+                    redraw.note(Change::Other);
                     continue;
                 }
                 Some(Ok(_)) => continue,
@@ -149,10 +156,14 @@ async fn event_loop(
             _ = hangup.recv() => break,
         };
 
+        let change = match &msg {
+            Msg::Engine(EngineEvent::ProbeCompleted { .. }) => Change::Samples,
+            _ => Change::Other,
+        };
         for effect in update(&mut app, msg) {
             engines.start(effect);
         }
-        changed = true;
+        redraw.note(change);
         if app.should_quit {
             if let Some(run) = app.running() {
                 tracing::warn!(
@@ -168,11 +179,99 @@ async fn event_loop(
     Ok(())
 }
 
+/// What changed since the last frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    /// New probe samples and nothing else.
+    Samples,
+    /// Anything else: a key, a resize, a run's progress, versions.
+    Other,
+}
+
+/// Decides when the next frame is drawn: at the next frame tick after any
+/// change, except that new probe samples alone wait until [`SAMPLES_FRAME`]
+/// has passed since the last frame.
+#[derive(Debug)]
+struct Redraw {
+    pending: Option<Change>,
+    drawn: Instant,
+}
+
+impl Redraw {
+    fn new(drawn: Instant) -> Redraw {
+        Redraw {
+            pending: None,
+            drawn,
+        }
+    }
+
+    fn note(&mut self, change: Change) {
+        self.pending = self.pending.max(Some(change));
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        match self.pending {
+            None => false,
+            Some(Change::Other) => true,
+            Some(Change::Samples) => now.duration_since(self.drawn) >= SAMPLES_FRAME,
+        }
+    }
+
+    fn drawn(&mut self, now: Instant) {
+        self.pending = None;
+        self.drawn = now;
+    }
+}
+
 /// Lists the backups of every service that has a backup table.
 fn load_all_backups(engines: &Engines) {
     for spec in &engines.config.services {
         if spec.backup.is_some() {
             engines.load_backups(spec.name.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = FRAME;
+
+    #[test]
+    fn samples_alone_wait_until_samples_frame_has_passed() {
+        let start = Instant::now();
+        let mut redraw = Redraw::new(start);
+        redraw.note(Change::Samples);
+
+        assert!(!redraw.due(start + TICK));
+        assert!(!redraw.due(start + SAMPLES_FRAME - Duration::from_millis(1)));
+        assert!(redraw.due(start + SAMPLES_FRAME));
+    }
+
+    #[test]
+    fn other_change_draws_at_next_tick_even_after_samples() {
+        let start = Instant::now();
+        let mut redraw = Redraw::new(start);
+        redraw.note(Change::Samples);
+        redraw.note(Change::Other);
+        redraw.note(Change::Samples);
+
+        assert!(redraw.due(start + TICK));
+    }
+
+    #[test]
+    fn drawing_clears_the_change_and_restarts_the_wait() {
+        let start = Instant::now();
+        let mut redraw = Redraw::new(start);
+        assert!(!redraw.due(start + SAMPLES_FRAME));
+
+        redraw.note(Change::Other);
+        redraw.drawn(start + TICK);
+        assert!(!redraw.due(start + SAMPLES_FRAME * 2));
+
+        redraw.note(Change::Samples);
+        assert!(!redraw.due(start + TICK + SAMPLES_FRAME - Duration::from_millis(1)));
+        assert!(redraw.due(start + TICK + SAMPLES_FRAME));
     }
 }
