@@ -44,7 +44,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
             Line::from(vec![
                 Span::styled(theme::health_symbol(service.health), style),
                 Span::raw(" "),
-                Span::raw(service.name.clone()),
+                Span::raw(service.name.as_str()),
             ]),
             Line::styled(service.health.as_str(), style),
             Line::from(latency).right_aligned(),

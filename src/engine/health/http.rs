@@ -4,8 +4,8 @@
 //! body. reqwest, through hyper, keeps a task with read and write buffers
 //! for each open connection, about 27 KiB each, so with a thousand
 //! services those made up half of the dashboard's resident memory. This
-//! client keeps an idle connection as its socket alone and allocates
-//! buffers only while a request runs.
+//! client keeps an idle connection as its socket alone, and a few spare
+//! read buffers that requests take and give back.
 //!
 //! It follows same-origin redirects, reuses keep-alive connections, reads
 //! `Content-Length`, chunked and close-delimited bodies, and sends the URL's
@@ -51,6 +51,16 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Maximum number of idle connections kept per host and port.
 const MAX_IDLE_PER_ORIGIN: usize = 2;
 
+/// Capacity of a new read buffer: a probe's whole response usually fits.
+const READ_BUFFER: usize = 1024;
+
+/// Largest read buffer kept for reuse; larger ones are freed.
+const MAX_SPARE_BUFFER: usize = 8 * 1024;
+
+/// Maximum number of read buffers kept for reuse. When more responses are
+/// read at once, the buffers beyond it are freed after use.
+const MAX_SPARE_BUFFERS: usize = 32;
+
 /// The HTTP client that health probes share. Clones share idle connections.
 #[derive(Clone, Default)]
 pub struct Client {
@@ -60,6 +70,10 @@ pub struct Client {
 #[derive(Default)]
 struct Inner {
     idle: Mutex<Pool>,
+    /// Read buffers given back by [`Client::recycle`], empty. A probe
+    /// that takes one allocates nothing, so a thousand probes a second do
+    /// not spread short-lived buffers over the heap.
+    spare: Mutex<Vec<Vec<u8>>>,
     /// Client for URLs other than `http://`, built at first use.
     tls: OnceLock<reqwest::Client>,
 }
@@ -222,6 +236,7 @@ impl Client {
                 });
             }
             followed += 1;
+            self.recycle(exchange.body);
             redirected = Some(Request::with_authorization(
                 next,
                 request.authorization.clone(),
@@ -284,7 +299,7 @@ impl Client {
             Ok(Ok(())) => {}
         }
 
-        let mut raw = Vec::with_capacity(1024);
+        let mut raw = self.buffer();
         let head = read_head(&mut stream, &mut raw, deadline).await?;
         let at = StdInstant::now();
         // A redirect that will be followed needs no body, so only what has
@@ -307,6 +322,45 @@ impl Client {
             self.put_idle(&request.origin, stream);
         }
         Ok(Exchange { head, body, at })
+    }
+
+    /// Returns an empty read buffer, a spare one when there is one.
+    fn buffer(&self) -> Vec<u8> {
+        let spare = self
+            .inner
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        spare.unwrap_or_else(|| Vec::with_capacity(READ_BUFFER))
+    }
+
+    /// Keeps `buffer`, such as a [`Response`] body that has been read, for
+    /// the next request, unless it is larger than [`MAX_SPARE_BUFFER`] or
+    /// [`MAX_SPARE_BUFFERS`] are already kept.
+    pub(super) fn recycle(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0 || buffer.capacity() > MAX_SPARE_BUFFER {
+            return;
+        }
+        buffer.clear();
+        let mut spare = self
+            .inner
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < MAX_SPARE_BUFFERS {
+            spare.push(buffer);
+        }
+    }
+
+    /// Returns the number of read buffers kept for reuse.
+    #[cfg(test)]
+    pub(super) fn spare_buffers(&self) -> usize {
+        self.inner
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Takes the newest idle connection to `origin` that is still open and
@@ -732,7 +786,10 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
     }
     let http_11 = response.version == Some(1);
 
-    let mut lengths = Vec::new();
+    // The first `Content-Length` (`None` inside when it is not a number),
+    // and whether every later one equals it.
+    let mut length: Option<Option<u64>> = None;
+    let mut lengths_agree = true;
     let mut chunked = None;
     let mut close = false;
     let mut keep_alive = false;
@@ -742,7 +799,11 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
         if header.name.eq_ignore_ascii_case("content-length") {
             let digits = value.trim();
             let all_digits = !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit());
-            lengths.push(all_digits.then(|| digits.parse::<u64>().ok()).flatten());
+            let parsed = all_digits.then(|| digits.parse::<u64>().ok()).flatten();
+            match length {
+                None => length = Some(parsed),
+                Some(first) => lengths_agree &= first == parsed,
+            }
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             // Only the last coding decides how the body ends.
             let last = value.rsplit(',').next().unwrap_or_default();
@@ -765,9 +826,9 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
         } else {
             Framing::UntilClose
         }
-    } else if let Some(first) = lengths.first() {
+    } else if let Some(first) = length {
         match first {
-            Some(length) if lengths.iter().all(|other| other == first) => Framing::Length(*length),
+            Some(length) if lengths_agree => Framing::Length(length),
             _ => return Err("invalid http response: content-length is not one number".to_owned()),
         }
     } else {
@@ -776,7 +837,7 @@ fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
 
     // A response with both framings, or chunked in HTTP/1.0, may have
     // been framed differently by the server, so its connection is closed.
-    let ambiguous = chunked.is_some() && (!lengths.is_empty() || !http_11);
+    let ambiguous = chunked.is_some() && (length.is_some() || !http_11);
     Ok(Some(Head {
         status,
         len,
@@ -1019,6 +1080,38 @@ mod tests {
 
         assert_eq!(server.accepted(), 1);
         assert_eq!(client.idle_count(&server.addr.to_string()), 1);
+    }
+
+    #[tokio::test]
+    async fn recycled_buffer_serves_next_request() {
+        let server = Scripted::start(vec![vec![Reply::Send(OK); 2]]).await;
+        let client = Client::default();
+
+        let first = client.get(&server.url("/health"), TIMEOUT).await.unwrap();
+        let address = first.body.as_ptr();
+        assert_eq!(first.body.capacity(), READ_BUFFER);
+        client.recycle(first.body);
+        assert_eq!(client.spare_buffers(), 1);
+
+        let second = client.get(&server.url("/health"), TIMEOUT).await.unwrap();
+        assert_eq!(client.spare_buffers(), 0);
+        assert_eq!(second.body, b"ok");
+        assert_eq!(second.body.as_ptr(), address);
+    }
+
+    #[test]
+    fn keeps_small_buffers_up_to_limit() {
+        let client = Client::default();
+        client.recycle(Vec::new());
+        client.recycle(Vec::with_capacity(MAX_SPARE_BUFFER + 1));
+        assert_eq!(client.spare_buffers(), 0);
+
+        for _ in 0..MAX_SPARE_BUFFERS + 3 {
+            client.recycle(b"left over".to_vec());
+        }
+        assert_eq!(client.spare_buffers(), MAX_SPARE_BUFFERS);
+        let buffer = client.buffer();
+        assert_eq!((buffer.len(), buffer.capacity()), (0, 9));
     }
 
     #[tokio::test]

@@ -120,7 +120,9 @@ async fn probe_plain(client: &Client, spec: &HealthSpec, request: &Request) -> S
             };
         }
     };
-    judge(spec, at, response.status, response.latency, &response.body)
+    let sample = judge(spec, at, response.status, response.latency, &response.body);
+    client.recycle(response.body);
+    sample
 }
 
 /// Returns the sample for a response with `status` and `body`.
@@ -403,6 +405,19 @@ mod tests {
         assert_eq!(sample.error, None);
         assert!(sample.latency > Duration::ZERO);
         assert!(sample.at <= SystemTime::now());
+    }
+
+    #[tokio::test]
+    async fn probes_give_their_read_buffer_back() {
+        let server = TestServer::start().await;
+        let client = client();
+        let spec = health_spec(server.url("/health"));
+
+        for _ in 0..3 {
+            let sample = probe(&client, &spec).await;
+            assert_eq!(sample.outcome, ProbeOutcome::Passed);
+            assert_eq!(client.spare_buffers(), 1);
+        }
     }
 
     #[tokio::test]
