@@ -62,7 +62,7 @@ impl Engines {
             Effect::RefreshVersions(service) => {
                 let services = &self.config.services;
                 if let Some(index) = services.iter().position(|spec| spec.name == service) {
-                    self.refresh_versions(index, true);
+                    self.refresh_versions(index, ReadKind::Requested);
                 }
             }
             Effect::CheckUnfinished => self.check_unfinished(),
@@ -124,10 +124,9 @@ impl Engines {
     }
 
     /// Reads the versions of the service at `index` in the configuration,
-    /// with `HISTORY_LIMIT` entries of history when `full`, else with the
-    /// deployed entry only.
-    pub fn refresh_versions(&self, index: usize, full: bool) {
-        let Some(pending) = Pending::start(&self.refreshing, index, full) else {
+    /// as much of them as `kind` requests.
+    pub(super) fn refresh_versions(&self, index: usize, kind: ReadKind) {
+        let Some(pending) = Pending::start(&self.refreshing, index, kind) else {
             return;
         };
         let reader = self.reader();
@@ -159,8 +158,12 @@ impl Engines {
                     if index >= count {
                         return;
                     }
-                    let Some(pending) = Pending::start(&reader.reads, index, index == selected)
-                    else {
+                    let kind = if index == selected {
+                        ReadKind::History
+                    } else {
+                        ReadKind::Deployed
+                    };
+                    let Some(pending) = Pending::start(&reader.reads, index, kind) else {
                         continue;
                     };
                     if !reader.read(pending).await {
@@ -387,29 +390,54 @@ async fn take_and_prune(
     ))
 }
 
+/// How much of a service's versions a read takes, and whether its result
+/// is sent when it equals the last one sent. Two requests merge into the
+/// greater of the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum ReadKind {
+    /// The deployed entry alone, for the periodic refresh of a service
+    /// that is not selected. Sent only when it changed.
+    Deployed,
+    /// `HISTORY_LIMIT` entries of history, for the periodic refresh of the
+    /// selected service. Sent only when it changed.
+    History,
+    /// `HISTORY_LIMIT` entries of history that the dashboard requested,
+    /// as when the selection moves to a service whose history it dropped
+    /// or after a checkout. Always sent.
+    Requested,
+}
+
+impl ReadKind {
+    fn full(self) -> bool {
+        self != ReadKind::Deployed
+    }
+}
+
 /// The versions reads that are queued or running, by the index of their
 /// service in the configuration. An entry is `None` while no read runs.
 /// Otherwise it contains the refresh requested since the read began, if
-/// any, and `Some(true)` marks a request for the whole history. That read
-/// then runs once more instead of a second read queueing, so reads never
-/// pile up behind a slow disk and a refresh after a rollback is never lost.
-pub(super) type Reads = Arc<Mutex<Vec<Option<Option<bool>>>>>;
+/// any. That read then runs once more instead of a second read queueing,
+/// so reads never pile up behind a slow disk and a refresh after a
+/// rollback is never lost.
+pub(super) type Reads = Arc<Mutex<Vec<Option<Option<ReadKind>>>>>;
 
 /// Returns the table of pending reads for `services` services, none pending.
 pub(super) fn reads(services: usize) -> Reads {
     Arc::new(Mutex::new(vec![None; services]))
 }
 
-/// The fingerprint of the deployed-only read last sent for each service,
-/// by index in the configuration, or `None` when the last read sent took
-/// the whole history or failed, or when none was sent yet.
+/// The fingerprint of the read last sent for each service, by index in
+/// the configuration, or `None` when the last read failed or none was sent
+/// yet.
 ///
-/// A deployed-only read that finds the same as the one before sends
+/// A periodic read that finds the same as the one last sent sends
 /// nothing, and its result is freed on the git thread that built it.
 /// The periodic refresh reads every service every 15 s, and most reads
 /// find nothing new: sending them would only move a thousand results to
 /// the dashboard's thread, to be compared with what it shows and freed
-/// there.
+/// there. The dashboard shows what was last sent, except that it drops
+/// the history of a service that is no longer selected, so reading that
+/// history again is [`ReadKind::Requested`] and always sent.
 pub(super) type Sent = Arc<Mutex<Vec<Option<u64>>>>;
 
 /// Returns the table of sent reads for `services` services, none sent.
@@ -417,31 +445,32 @@ pub(super) fn sent(services: usize) -> Sent {
     Arc::new(Mutex::new(vec![None; services]))
 }
 
-/// Returns `result` unless it is a deployed-only read (`full` false) of the
-/// service at `index` equal to the one last sent, which the dashboard
-/// already shows, and records what is sent in `sent`.
+/// Returns `result` unless it is a periodic read of the service at `index`
+/// equal to the one last sent, which the dashboard already shows, and
+/// records what is sent in `sent`.
 ///
 /// Reads are compared by a 64-bit hash, so a change that keeps the hash
 /// is missed until the next change, with odds of 1 in 2^64.
 fn news<E>(
     sent: &Mutex<Vec<Option<u64>>>,
     index: usize,
-    full: bool,
+    kind: ReadKind,
     result: Result<versions::VersionInfo, E>,
 ) -> Option<Result<versions::VersionInfo, E>> {
-    let fingerprint = match &result {
-        Ok(info) if !full => {
-            let mut hasher = std::hash::DefaultHasher::new();
-            info.hash(&mut hasher);
-            Some(hasher.finish())
-        }
-        _ => None,
-    };
+    // A whole history and a deployed entry alone never compare equal, even
+    // for a repository of one commit, because the dashboard stores them
+    // differently.
+    let fingerprint = result.as_ref().ok().map(|info| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        kind.full().hash(&mut hasher);
+        info.hash(&mut hasher);
+        hasher.finish()
+    });
     let mut sent = sent.lock().unwrap_or_else(|poison| poison.into_inner());
     let Some(last) = sent.get_mut(index) else {
         return Some(result);
     };
-    if fingerprint.is_some() && *last == fingerprint {
+    if kind != ReadKind::Requested && fingerprint.is_some() && *last == fingerprint {
         return None;
     }
     *last = fingerprint;
@@ -465,7 +494,7 @@ impl Reader {
     /// is gone.
     async fn read(&self, mut pending: Pending) -> bool {
         let index = pending.index;
-        let mut full = pending.full;
+        let mut kind = pending.kind;
         loop {
             let config = Arc::clone(&self.config);
             let sent = Arc::clone(&self.sent);
@@ -474,12 +503,12 @@ impl Reader {
                 .run(move || {
                     let spec = &config.services[index];
                     let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
-                    let result = if full {
+                    let result = if kind.full() {
                         versions::read(dir, branch, HISTORY_LIMIT)
                     } else {
                         versions::read_deployed(dir, branch)
                     };
-                    news(&sent, index, full, result)
+                    news(&sent, index, kind, result)
                 })
                 .await;
             let service = self.config.services[index].name.clone();
@@ -488,7 +517,7 @@ impl Reader {
                 Ok(Some(Ok(info))) => Some(EngineEvent::VersionsLoaded {
                     service,
                     info,
-                    complete: full,
+                    complete: kind.full(),
                 }),
                 Ok(Some(Err(error))) => Some(EngineEvent::VersionsFailed {
                     service,
@@ -505,7 +534,7 @@ impl Reader {
                 return false;
             }
             match pending.repeat() {
-                Some(again_full) => full = again_full,
+                Some(again) => kind = again,
                 None => return true,
             }
         }
@@ -606,47 +635,46 @@ impl Drop for RoundRunning {
 struct Pending {
     reads: Reads,
     index: usize,
-    /// Whether the first read takes the whole history.
-    full: bool,
+    /// The kind of the first read.
+    kind: ReadKind,
     /// Set once [`Pending::repeat`] cleared the entry itself.
     finished: bool,
 }
 
 impl Pending {
     /// Marks a read of the service at `index` as pending. Returns `None`
-    /// when one already is, after asking it to read once more, with the
-    /// whole history when this or an earlier request asked for it, and
-    /// when `index` is past the last service.
-    fn start(reads: &Reads, index: usize, full: bool) -> Option<Pending> {
+    /// when one already is, after asking it to read once more, as the
+    /// greater of this and any earlier request, and when `index` is past
+    /// the last service.
+    fn start(reads: &Reads, index: usize, kind: ReadKind) -> Option<Pending> {
         let mut pending = reads.lock().unwrap_or_else(|poison| poison.into_inner());
         let entry = pending.get_mut(index)?;
         if let Some(again) = entry {
-            *again = Some(again.unwrap_or(false) || full);
+            *again = Some(again.map_or(kind, |earlier| earlier.max(kind)));
             return None;
         }
         *entry = Some(None);
         Some(Pending {
             reads: Arc::clone(reads),
             index,
-            full,
+            kind,
             finished: false,
         })
     }
 
-    /// Returns the refresh requested since the read began, `Some(true)`
-    /// for the whole history, and clears it. Otherwise clears the entry
-    /// under the same lock, so a refresh requested from then on starts a
-    /// new read.
-    fn repeat(&mut self) -> Option<bool> {
+    /// Returns the refresh requested since the read began, and clears it.
+    /// Otherwise clears the entry under the same lock, so a refresh
+    /// requested from then on starts a new read.
+    fn repeat(&mut self) -> Option<ReadKind> {
         let mut pending = self
             .reads
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let entry = &mut pending[self.index];
         if let Some(again) = entry
-            && let Some(full) = again.take()
+            && let Some(kind) = again.take()
         {
-            return Some(full);
+            return Some(kind);
         }
         *entry = None;
         self.finished = true;
@@ -782,7 +810,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unchanged_deployed_read_sends_nothing() {
+    async fn periodic_reads_send_only_changes() {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         std::fs::create_dir(&repo).unwrap();
@@ -805,24 +833,28 @@ mod tests {
         const BETA: usize = 1;
 
         // Each step waits for its reads, so the events arrive in step order.
-        let steps: [(usize, bool); 9] = [
-            (ALPHA, false),
-            (ALPHA, false), // unchanged: nothing sent
-            (BETA, false),  // no deploy directory yet: failed
-            (BETA, false),  // a failure is sent again
-            (ALPHA, false), // after the untracked file: sent
-            (ALPHA, true),  // a whole history is always sent
-            (ALPHA, false), // the last one sent was whole: sent
-            (ALPHA, false), // unchanged: nothing sent
-            (BETA, false),  // the directory now exists: sent
+        use ReadKind::{Deployed, History, Requested};
+        let steps: [(usize, ReadKind); 12] = [
+            (ALPHA, Deployed),
+            (ALPHA, Deployed),  // unchanged: nothing sent
+            (BETA, Deployed),   // no deploy directory yet: failed
+            (BETA, Deployed),   // a failure is sent again
+            (ALPHA, Deployed),  // after the untracked file: sent
+            (ALPHA, Requested), // a requested history is always sent
+            (ALPHA, Requested), // even when it did not change
+            (ALPHA, History),   // unchanged since the request: nothing sent
+            (ALPHA, Deployed),  // the last one sent was whole: sent
+            (ALPHA, Deployed),  // unchanged: nothing sent
+            (ALPHA, History),   // the last one sent was the deployed entry: sent
+            (BETA, Deployed),   // the directory now exists: sent
         ];
-        for (step, (index, full)) in steps.into_iter().enumerate() {
+        for (step, (index, kind)) in steps.into_iter().enumerate() {
             if step == 4 {
                 std::fs::write(repo.join("untracked.txt"), "x").unwrap();
                 std::fs::create_dir(&later).unwrap();
                 test_support::repo(&later, &["b1"]);
             }
-            engines.refresh_versions(index, full);
+            engines.refresh_versions(index, kind);
             reads_settled(&engines).await;
         }
         drop(engines);
@@ -834,14 +866,16 @@ mod tests {
             "beta failed",
             "alpha 1 entries, 1 dirty, complete false",
             "alpha 2 entries, 1 dirty, complete true",
+            "alpha 2 entries, 1 dirty, complete true",
             "alpha 1 entries, 1 dirty, complete false",
+            "alpha 2 entries, 1 dirty, complete true",
             "beta 1 entries, 0 dirty, complete false",
         ];
         assert_eq!(seen, expected);
     }
 
     #[test]
-    fn news_skips_unchanged_deployed_reads() {
+    fn news_skips_unchanged_periodic_reads() {
         let sent = Mutex::new(vec![None; 1]);
         let info = |short: &str| versions::VersionInfo {
             commit: format!("{short}000"),
@@ -854,16 +888,20 @@ mod tests {
         };
         let read = |short: &str| Ok::<_, String>(info(short));
 
-        assert!(news(&sent, 0, false, read("aaa")).is_some());
-        assert!(news(&sent, 0, false, read("aaa")).is_none());
-        assert!(news(&sent, 0, false, read("bbb")).is_some());
-        assert!(news(&sent, 0, true, read("bbb")).is_some());
+        use ReadKind::{Deployed, History, Requested};
+        assert!(news(&sent, 0, Deployed, read("aaa")).is_some());
+        assert!(news(&sent, 0, Deployed, read("aaa")).is_none());
+        assert!(news(&sent, 0, Deployed, read("bbb")).is_some());
+        // The same read as a whole history is stored differently.
+        assert!(news(&sent, 0, History, read("bbb")).is_some());
+        assert!(news(&sent, 0, History, read("bbb")).is_none());
+        assert!(news(&sent, 0, Requested, read("bbb")).is_some());
+        assert!(news(&sent, 0, Deployed, read("bbb")).is_some());
+        assert!(news(&sent, 0, Deployed, Err("gone".to_owned())).is_some());
         assert_eq!(sent.lock().unwrap()[0], None);
-        assert!(news(&sent, 0, false, read("bbb")).is_some());
-        assert!(news(&sent, 0, false, Err("gone".to_owned())).is_some());
-        assert!(news(&sent, 0, false, read("bbb")).is_some());
+        assert!(news(&sent, 0, Deployed, read("bbb")).is_some());
         // An index past the table is sent and not recorded.
-        assert!(news(&sent, 5, false, read("bbb")).is_some());
+        assert!(news(&sent, 5, Deployed, read("bbb")).is_some());
         assert_eq!(sent.lock().unwrap().len(), 1);
     }
 
@@ -888,23 +926,24 @@ mod tests {
     fn pending_read_absorbs_refreshes_and_repeats_once() {
         const WEB: usize = 0;
         const DB: usize = 1;
+        use ReadKind::{Deployed, History, Requested};
         let services = reads(2);
-        let mut first = Pending::start(&services, WEB, false).unwrap();
+        let mut first = Pending::start(&services, WEB, Deployed).unwrap();
 
-        assert!(Pending::start(&services, WEB, true).is_none());
-        assert!(Pending::start(&services, WEB, false).is_none());
-        assert!(Pending::start(&services, DB, false).is_some());
-        assert!(Pending::start(&services, 2, false).is_none());
-        // One request asked for the whole history, so the repeat reads it.
-        assert_eq!(first.repeat(), Some(true));
+        assert!(Pending::start(&services, WEB, Requested).is_none());
+        assert!(Pending::start(&services, WEB, History).is_none());
+        assert!(Pending::start(&services, DB, Deployed).is_some());
+        assert!(Pending::start(&services, 2, Deployed).is_none());
+        // The repeat reads what the greatest request asked for.
+        assert_eq!(first.repeat(), Some(Requested));
         assert_eq!(first.repeat(), None);
         // The entry is gone before `first` is dropped, so a new read starts
         // and dropping `first` leaves the new entry alone.
-        let mut second = Pending::start(&services, WEB, false).unwrap();
+        let mut second = Pending::start(&services, WEB, Deployed).unwrap();
         drop(first);
-        assert!(Pending::start(&services, WEB, false).is_none());
-        assert_eq!(second.repeat(), Some(false));
+        assert!(Pending::start(&services, WEB, Deployed).is_none());
+        assert_eq!(second.repeat(), Some(Deployed));
         drop(second);
-        assert!(Pending::start(&services, WEB, false).is_some());
+        assert!(Pending::start(&services, WEB, Deployed).is_some());
     }
 }
