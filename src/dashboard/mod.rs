@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::engine::event::EngineEvent;
 use crate::engine::health::{self, Monitor};
 
 use app::App;
@@ -33,7 +32,8 @@ use update::{Effect, Msg, update};
 /// Shortest time between two frames: at most 30 frames a second.
 const FRAME: Duration = Duration::from_millis(33);
 /// Shortest time between two frames when nothing but new probe samples
-/// changed: at most 5 frames a second. Each service is probed about once a
+/// that keep each service's health state changed: at most 5 frames a
+/// second. Each service is probed about once a
 /// second, so a faster redraw shows the same numbers more often, and with
 /// a thousand services samples arrive every millisecond.
 const SAMPLES_FRAME: Duration = Duration::from_millis(200);
@@ -156,9 +156,10 @@ async fn event_loop(
             _ = hangup.recv() => break,
         };
 
-        let change = match &msg {
-            Msg::Engine(EngineEvent::ProbeCompleted { .. }) => Change::Samples,
-            _ => Change::Other,
+        let change = if update::is_quiet_sample(&mut app, &msg) {
+            Change::Samples
+        } else {
+            Change::Other
         };
         for effect in update(&mut app, msg) {
             engines.start(effect);
@@ -179,18 +180,19 @@ async fn event_loop(
     Ok(())
 }
 
-/// What changed since the last frame.
+/// The kind of change since the last frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Change {
-    /// New probe samples and nothing else.
+    /// New probe samples that keep each service's health state.
     Samples,
-    /// Anything else: a key, a resize, a run's progress, versions.
+    /// Anything else: a key, a resize, a health state that changed, a
+    /// run's progress, versions.
     Other,
 }
 
 /// Decides when the next frame is drawn: at the next frame tick after any
-/// change, except that new probe samples alone wait until [`SAMPLES_FRAME`]
-/// has passed since the last frame.
+/// change, except that probe samples that keep each service's health
+/// state wait until [`SAMPLES_FRAME`] has passed since the last frame.
 #[derive(Debug)]
 struct Redraw {
     pending: Option<Change>,
@@ -239,7 +241,7 @@ mod tests {
     const TICK: Duration = FRAME;
 
     #[test]
-    fn samples_alone_wait_until_samples_frame_has_passed() {
+    fn samples_wait_for_samples_frame() {
         let start = Instant::now();
         let mut redraw = Redraw::new(start);
         redraw.note(Change::Samples);
@@ -250,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn other_change_draws_at_next_tick_even_after_samples() {
+    fn other_change_draws_at_next_tick() {
         let start = Instant::now();
         let mut redraw = Redraw::new(start);
         redraw.note(Change::Samples);
@@ -261,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn drawing_clears_the_change_and_restarts_the_wait() {
+    fn drawing_clears_pending_change() {
         let start = Instant::now();
         let mut redraw = Redraw::new(start);
         assert!(!redraw.due(start + SAMPLES_FRAME));

@@ -18,6 +18,18 @@ use crate::engine::rollback::{Plan, RecoveryPlan};
 
 use super::app::{App, BackupsView, Mode};
 
+/// Tells whether `msg` is a probe sample that leaves its service's health
+/// state as it is, so that drawing it can wait. Call it before [`update`]
+/// folds `msg` in.
+pub fn is_quiet_sample(app: &mut App, msg: &Msg) -> bool {
+    match msg {
+        Msg::Engine(EngineEvent::ProbeCompleted { service, state, .. }) => app
+            .service_mut(service)
+            .is_some_and(|view| view.health == *state),
+        _ => false,
+    }
+}
+
 /// An input to `update`.
 #[derive(Debug)]
 pub enum Msg {

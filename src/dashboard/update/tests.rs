@@ -86,7 +86,8 @@ fn versions(deployed: usize) -> VersionInfo {
     }
 }
 
-fn probe(app: &mut App, service: &str, seconds: u64, state: HealthState) {
+/// Returns a passing probe sample of `service` taken at `seconds`.
+fn probe_msg(service: &str, seconds: u64, state: HealthState) -> Msg {
     let sample = Sample {
         at: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
         outcome: ProbeOutcome::Passed,
@@ -94,12 +95,29 @@ fn probe(app: &mut App, service: &str, seconds: u64, state: HealthState) {
         latency: Duration::from_millis(3),
         error: None,
     };
-    let event = EngineEvent::ProbeCompleted {
+    Msg::Engine(EngineEvent::ProbeCompleted {
         service: service.into(),
         sample,
         state,
-    };
-    update(app, Msg::Engine(event));
+    })
+}
+
+fn probe(app: &mut App, service: &str, seconds: u64, state: HealthState) {
+    update(app, probe_msg(service, seconds, state));
+}
+
+#[test]
+fn quiet_sample_keeps_health_state() {
+    let mut app = app();
+    probe(&mut app, "payments", 10, HealthState::Healthy);
+    let healthy = probe_msg("payments", 11, HealthState::Healthy);
+    assert!(is_quiet_sample(&mut app, &healthy));
+    let down = probe_msg("payments", 12, HealthState::Down);
+    assert!(!is_quiet_sample(&mut app, &down));
+    let unknown_service = probe_msg("missing", 12, HealthState::Healthy);
+    assert!(!is_quiet_sample(&mut app, &unknown_service));
+    let key = Msg::Key(KeyEvent::from(KeyCode::Char('j')));
+    assert!(!is_quiet_sample(&mut app, &key));
 }
 
 #[test]
