@@ -70,9 +70,9 @@ pub struct Client {
 #[derive(Default)]
 struct Inner {
     idle: Mutex<Pool>,
-    /// Read buffers given back by [`Client::recycle`], empty. A probe
-    /// that takes one allocates nothing, so a thousand probes a second do
-    /// not spread short-lived buffers over the heap.
+    /// Empty read buffers given back by [`Client::recycle`]. A probe that
+    /// takes one allocates no read buffer of its own, so a thousand probes
+    /// a second do not spread short-lived buffers over the heap.
     spare: Mutex<Vec<Vec<u8>>>,
     /// Client for URLs other than `http://`, built at first use.
     tls: OnceLock<reqwest::Client>,
