@@ -31,8 +31,8 @@ pub(super) struct Engines {
     pub git: Arc<GitThreads>,
     /// The versions reads that are queued or running, by service index.
     pub refreshing: Reads,
-    /// Fingerprints of the deployed-only reads last sent, by service index.
-    pub sent: Sent,
+    /// The versions reads last sent, by service index.
+    pub sent: Arc<Sent>,
     /// True while a refresh of every service's versions runs.
     pub refreshing_all: Arc<AtomicBool>,
     /// Cancels the run in progress; replaced when a run starts.
@@ -172,6 +172,8 @@ impl Engines {
                 }
             };
             tokio::join!(worker(), worker(), worker(), worker());
+            let skipped = reader.sent.skipped();
+            tracing::debug!(skipped, "versions refresh finished; reads skipped so far");
         });
     }
 
@@ -426,9 +428,8 @@ pub(super) fn reads(services: usize) -> Reads {
     Arc::new(Mutex::new(vec![None; services]))
 }
 
-/// The fingerprint of the read last sent for each service, by index in
-/// the configuration, or `None` when the last read failed or none was sent
-/// yet.
+/// The versions read last sent of each service, by index in the
+/// configuration, and the count of reads that a stamp made unnecessary.
 ///
 /// A periodic read that finds the same as the one last sent sends
 /// nothing, and its result is freed on the git thread that built it.
@@ -438,42 +439,104 @@ pub(super) fn reads(services: usize) -> Reads {
 /// there. The dashboard shows what was last sent, except that it drops
 /// the history of a service that is no longer selected, so reading that
 /// history again is [`ReadKind::Requested`] and always sent.
-pub(super) type Sent = Arc<Mutex<Vec<Option<u64>>>>;
+///
+/// Before a periodic read, the git thread stamps the deploy directory
+/// ([`versions::stamp`]). When the stamp equals the one taken before the
+/// last read, the directory did not change since, and the read is skipped.
+/// libgit2 makes about a thousand allocations in a read.
+#[derive(Debug)]
+pub(super) struct Sent {
+    /// `None` when the last read failed or none was sent yet.
+    last: Mutex<Vec<Option<LastRead>>>,
+    /// Periodic reads skipped because the stamp did not change.
+    skipped: AtomicUsize,
+}
+
+/// The last read of one service that the dashboard shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LastRead {
+    /// 64-bit hash of the read and of whether it was whole.
+    read: u64,
+    /// Whether it held the whole history.
+    full: bool,
+    /// Stamp of the deploy directory taken before that read, if any.
+    stamp: Option<u64>,
+}
+
+impl Sent {
+    fn last(&self) -> std::sync::MutexGuard<'_, Vec<Option<LastRead>>> {
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells whether a periodic read of `kind` of the service at `index`
+    /// can be skipped: the directory's `stamp` equals the one taken before
+    /// the last read, which was of the same kind and is shown. Counts each
+    /// skip.
+    fn unchanged(&self, index: usize, kind: ReadKind, stamp: Option<u64>) -> bool {
+        if kind == ReadKind::Requested || stamp.is_none() {
+            return false;
+        }
+        let same = self
+            .last()
+            .get(index)
+            .copied()
+            .flatten()
+            .is_some_and(|last| last.full == kind.full() && last.stamp == stamp);
+        if same {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        same
+    }
+
+    /// Periodic reads skipped so far.
+    pub(super) fn skipped(&self) -> usize {
+        self.skipped.load(Ordering::Relaxed)
+    }
+}
 
 /// Returns the table of sent reads for `services` services, none sent.
-pub(super) fn sent(services: usize) -> Sent {
-    Arc::new(Mutex::new(vec![None; services]))
+pub(super) fn sent(services: usize) -> Arc<Sent> {
+    Arc::new(Sent {
+        last: Mutex::new(vec![None; services]),
+        skipped: AtomicUsize::new(0),
+    })
 }
 
 /// Returns `result` unless it is a periodic read of the service at `index`
 /// equal to the one last sent, which the dashboard already shows, and
-/// records what is sent in `sent`.
+/// records what is shown with the `stamp` taken before the read.
 ///
 /// Reads are compared by a 64-bit hash, so a change that keeps the hash
 /// is missed until the next change, with odds of 1 in 2^64.
 fn news<E>(
-    sent: &Mutex<Vec<Option<u64>>>,
+    sent: &Sent,
     index: usize,
     kind: ReadKind,
+    stamp: Option<u64>,
     result: Result<versions::VersionInfo, E>,
 ) -> Option<Result<versions::VersionInfo, E>> {
     // A whole history and a deployed entry alone never compare equal, even
     // for a repository of one commit, because the dashboard stores them
     // differently.
-    let fingerprint = result.as_ref().ok().map(|info| {
+    let read = result.as_ref().ok().map(|info| {
         let mut hasher = std::hash::DefaultHasher::new();
         kind.full().hash(&mut hasher);
         info.hash(&mut hasher);
-        hasher.finish()
+        LastRead {
+            read: hasher.finish(),
+            full: kind.full(),
+            stamp,
+        }
     });
-    let mut sent = sent.lock().unwrap_or_else(|poison| poison.into_inner());
-    let Some(last) = sent.get_mut(index) else {
+    let mut table = sent.last();
+    let Some(last) = table.get_mut(index) else {
         return Some(result);
     };
-    if kind != ReadKind::Requested && fingerprint.is_some() && *last == fingerprint {
+    let same = matches!((*last, read), (Some(last), Some(new)) if last.read == new.read);
+    *last = read;
+    if kind != ReadKind::Requested && same {
         return None;
     }
-    *last = fingerprint;
     Some(result)
 }
 
@@ -482,7 +545,7 @@ fn news<E>(
 struct Reader {
     config: Arc<Config>,
     reads: Reads,
-    sent: Sent,
+    sent: Arc<Sent>,
     events: mpsc::UnboundedSender<EngineEvent>,
     git: Arc<GitThreads>,
 }
@@ -503,12 +566,18 @@ impl Reader {
                 .run(move || {
                     let spec = &config.services[index];
                     let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
+                    // Taken before the read, so a change during the read
+                    // makes the next stamp differ.
+                    let stamp = versions::stamp(dir);
+                    if sent.unchanged(index, kind, stamp) {
+                        return None;
+                    }
                     let result = if kind.full() {
                         versions::read(dir, branch, HISTORY_LIMIT)
                     } else {
                         versions::read_deployed(dir, branch)
                     };
-                    news(&sent, index, kind, result)
+                    news(&sent, index, kind, stamp, result)
                 })
                 .await;
             let service = self.config.services[index].name.clone();
@@ -723,6 +792,22 @@ mod tests {
         }
     }
 
+    /// Returns a read-only configuration in `dir` of services named and
+    /// deployed as `services` lists them.
+    fn config(dir: &std::path::Path, services: &[(&str, &std::path::Path)]) -> Config {
+        let service = |(name, deploy_dir): &(&str, &std::path::Path)| ServiceSpec {
+            name: (*name).to_owned(),
+            deploy_dir: deploy_dir.to_path_buf(),
+            ..test_support::spec(deploy_dir)
+        };
+        Config {
+            path: dir.join("services.toml"),
+            state_dir: dir.join("state"),
+            read_only: true,
+            services: services.iter().map(service).collect(),
+        }
+    }
+
     /// Receives the versions events until the channel closes, each as a
     /// line that names the service and what its read found.
     async fn received(events: &mut mpsc::UnboundedReceiver<EngineEvent>) -> Vec<String> {
@@ -751,24 +836,17 @@ mod tests {
         let repo = dir.path().join("repo");
         std::fs::create_dir(&repo).unwrap();
         test_support::repo(&repo, &["v1", "v2", "v3"]);
-        let service = |name: &str, deploy_dir: &std::path::Path| ServiceSpec {
-            name: name.to_owned(),
-            deploy_dir: deploy_dir.to_path_buf(),
-            ..test_support::spec(deploy_dir)
-        };
         let missing = dir.path().join("missing");
-        let config = Config {
-            path: dir.path().join("services.toml"),
-            state_dir: dir.path().join("state"),
-            read_only: true,
-            services: vec![
-                service("alpha", &repo),
-                service("beta", &repo),
-                service("gamma", &missing),
-                service("delta", &repo),
-                service("epsilon", &repo),
+        let config = config(
+            dir.path(),
+            &[
+                ("alpha", &repo),
+                ("beta", &repo),
+                ("gamma", &missing),
+                ("delta", &repo),
+                ("epsilon", &repo),
             ],
-        };
+        );
         let (sender, mut events) = mpsc::unbounded_channel();
         let engines = engines(config, sender);
 
@@ -816,17 +894,7 @@ mod tests {
         std::fs::create_dir(&repo).unwrap();
         test_support::repo(&repo, &["v1", "v2"]);
         let later = dir.path().join("later");
-        let service = |name: &str, deploy_dir: &std::path::Path| ServiceSpec {
-            name: name.to_owned(),
-            deploy_dir: deploy_dir.to_path_buf(),
-            ..test_support::spec(deploy_dir)
-        };
-        let config = Config {
-            path: dir.path().join("services.toml"),
-            state_dir: dir.path().join("state"),
-            read_only: true,
-            services: vec![service("alpha", &repo), service("beta", &later)],
-        };
+        let config = config(dir.path(), &[("alpha", &repo), ("beta", &later)]);
         let (sender, mut events) = mpsc::unbounded_channel();
         let engines = engines(config, sender);
         const ALPHA: usize = 0;
@@ -876,7 +944,7 @@ mod tests {
 
     #[test]
     fn news_skips_unchanged_periodic_reads() {
-        let sent = Mutex::new(vec![None; 1]);
+        let sent = sent(1);
         let info = |short: &str| versions::VersionInfo {
             commit: format!("{short}000"),
             short: short.to_owned(),
@@ -889,20 +957,87 @@ mod tests {
         let read = |short: &str| Ok::<_, String>(info(short));
 
         use ReadKind::{Deployed, History, Requested};
-        assert!(news(&sent, 0, Deployed, read("aaa")).is_some());
-        assert!(news(&sent, 0, Deployed, read("aaa")).is_none());
-        assert!(news(&sent, 0, Deployed, read("bbb")).is_some());
+        assert!(news(&sent, 0, Deployed, None, read("aaa")).is_some());
+        assert!(news(&sent, 0, Deployed, None, read("aaa")).is_none());
+        assert!(news(&sent, 0, Deployed, None, read("bbb")).is_some());
         // The same read as a whole history is stored differently.
-        assert!(news(&sent, 0, History, read("bbb")).is_some());
-        assert!(news(&sent, 0, History, read("bbb")).is_none());
-        assert!(news(&sent, 0, Requested, read("bbb")).is_some());
-        assert!(news(&sent, 0, Deployed, read("bbb")).is_some());
-        assert!(news(&sent, 0, Deployed, Err("gone".to_owned())).is_some());
-        assert_eq!(sent.lock().unwrap()[0], None);
-        assert!(news(&sent, 0, Deployed, read("bbb")).is_some());
+        assert!(news(&sent, 0, History, None, read("bbb")).is_some());
+        assert!(news(&sent, 0, History, Some(7), read("bbb")).is_none());
+        // An unchanged read still records the stamp taken before it.
+        assert_eq!(sent.last()[0].unwrap().stamp, Some(7));
+        assert!(news(&sent, 0, Requested, None, read("bbb")).is_some());
+        assert!(news(&sent, 0, Deployed, None, read("bbb")).is_some());
+        assert!(news(&sent, 0, Deployed, Some(8), Err("gone".to_owned())).is_some());
+        assert_eq!(sent.last()[0], None);
+        assert!(news(&sent, 0, Deployed, None, read("bbb")).is_some());
         // An index past the table is sent and not recorded.
-        assert!(news(&sent, 5, Deployed, read("bbb")).is_some());
-        assert_eq!(sent.lock().unwrap().len(), 1);
+        assert!(news(&sent, 5, Deployed, None, read("bbb")).is_some());
+        assert_eq!(sent.last().len(), 1);
+    }
+
+    #[test]
+    fn unchanged_needs_same_stamp_and_kind() {
+        let sent = sent(2);
+        let info = versions::VersionInfo {
+            commit: "aaa000".to_owned(),
+            short: "aaa".to_owned(),
+            describe: None,
+            branch: None,
+            history_branch: None,
+            dirty: Vec::new(),
+            history: Vec::new(),
+        };
+        use ReadKind::{Deployed, History, Requested};
+        assert!(news(&sent, 0, Deployed, Some(1), Ok::<_, String>(info)).is_some());
+
+        assert!(sent.unchanged(0, Deployed, Some(1)));
+        assert!(!sent.unchanged(0, Deployed, Some(2)));
+        assert!(!sent.unchanged(0, Deployed, None));
+        assert!(!sent.unchanged(0, History, Some(1)));
+        assert!(!sent.unchanged(0, Requested, Some(1)));
+        assert!(!sent.unchanged(1, Deployed, Some(1)));
+        assert!(!sent.unchanged(2, Deployed, Some(1)));
+        assert_eq!(sent.skipped(), 1);
+    }
+
+    #[tokio::test]
+    async fn refresh_skips_directories_whose_stamp_did_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alpha, beta) = (dir.path().join("alpha"), dir.path().join("beta"));
+        for repo in [&alpha, &beta] {
+            std::fs::create_dir(repo).unwrap();
+            test_support::repo(repo, &["v1", "v2"]);
+        }
+        let config = config(dir.path(), &[("alpha", &alpha), ("beta", &beta)]);
+        let (sender, mut events) = mpsc::unbounded_channel();
+        let engines = engines(config, sender);
+        // A stamp trusts only entries older than the settle time.
+        tokio::time::sleep(versions::STAMP_SETTLE_TIME + std::time::Duration::from_millis(100))
+            .await;
+
+        use ReadKind::{Deployed, Requested};
+        for (index, kind) in [(0, Deployed), (1, Deployed), (0, Deployed), (1, Deployed)] {
+            engines.refresh_versions(index, kind);
+            reads_settled(&engines).await;
+        }
+        assert_eq!(engines.sent.skipped(), 2);
+
+        std::fs::write(beta.join("untracked.txt"), "x").unwrap();
+        for (index, kind) in [(0, Deployed), (1, Deployed), (0, Requested)] {
+            engines.refresh_versions(index, kind);
+            reads_settled(&engines).await;
+        }
+        assert_eq!(engines.sent.skipped(), 3);
+        drop(engines);
+
+        let seen = received(&mut events).await;
+        let expected = [
+            "alpha 1 entries, 0 dirty, complete false",
+            "beta 1 entries, 0 dirty, complete false",
+            "beta 1 entries, 1 dirty, complete false",
+            "alpha 2 entries, 0 dirty, complete true",
+        ];
+        assert_eq!(seen, expected);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use git2::{BranchType, Commit, ErrorCode, ObjectType, Oid, Repository, StatusOpt
 use serde::{Deserialize, Serialize};
 
 mod index_file;
+mod stamp;
 mod worktree;
 
 /// State of a deploy directory: the checked-out version and the versions it can go to.
@@ -151,6 +152,27 @@ fn read_with_history(
         history,
     })
 }
+
+/// Returns a stamp of everything a read of `dir` depends on: the `lstat`
+/// data of its work tree, of the parts of `.git` that a read takes and of
+/// the user's git configuration. When two stamps are equal, a read finds
+/// the same as before, so a periodic refresh can skip it.
+///
+/// Returns `None` when a stamp cannot stand for a read: an entry changed
+/// less than two seconds ago (so it may change again without its stat data
+/// changing), the work tree and `.git/refs` hold more than 20,000 entries,
+/// `.git` is not a directory, or a file cannot be listed.
+pub fn stamp(dir: &Path) -> Option<u64> {
+    stamp::stamp(
+        dir,
+        std::time::SystemTime::now(),
+        STAMP_SETTLE_TIME,
+        stamp::MAX_ENTRIES,
+    )
+}
+
+/// Age below which [`stamp`] does not trust an entry's stat data.
+pub const STAMP_SETTLE_TIME: std::time::Duration = stamp::SETTLE_TIME;
 
 /// Resolves `rev` (full or short commit id, tag, branch, `HEAD~N`) to a full
 /// commit id.

@@ -393,7 +393,11 @@ impl<'a> Walk<'a> {
 /// Opens a directory for listing, relative to the open directory `parent`
 /// (or to the current directory for an absolute `path`). With
 /// `no_follow`, a symbolic link in place of the directory fails.
-fn open_directory(parent: impl AsFd, path: impl rustix::path::Arg, no_follow: bool) -> Option<Dir> {
+pub(super) fn open_directory(
+    parent: impl AsFd,
+    path: impl rustix::path::Arg,
+    no_follow: bool,
+) -> Option<Dir> {
     let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     if no_follow {
         flags |= OFlags::NOFOLLOW;
