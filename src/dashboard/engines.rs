@@ -443,7 +443,8 @@ pub(super) fn reads(services: usize) -> Reads {
 /// Before a periodic read, the git thread stamps the deploy directory
 /// ([`versions::stamp`]). When the stamp equals the one taken before the
 /// last read, the directory did not change since, and the read is skipped.
-/// libgit2 makes about a thousand allocations in a read.
+/// libgit2 makes about a thousand allocations in a read. The first read of
+/// a service takes no stamp, so skipping starts with the third round.
 #[derive(Debug)]
 pub(super) struct Sent {
     /// `None` when the last read failed or none was sent yet.
@@ -486,6 +487,11 @@ impl Sent {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         same
+    }
+
+    /// Tells whether a read of the service at `index` is shown.
+    fn has_last(&self, index: usize) -> bool {
+        self.last().get(index).is_some_and(Option::is_some)
     }
 
     /// Periodic reads skipped so far.
@@ -567,8 +573,14 @@ impl Reader {
                     let spec = &config.services[index];
                     let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
                     // Taken before the read, so a change during the read
-                    // makes the next stamp differ.
-                    let stamp = versions::stamp(dir);
+                    // makes the next stamp differ. The first read of a
+                    // service takes none: the stamp walks the whole work
+                    // tree, and the dashboard's start waits for those reads.
+                    let stamp = if sent.has_last(index) {
+                        versions::stamp(dir)
+                    } else {
+                        None
+                    };
                     if sent.unchanged(index, kind, stamp) {
                         return None;
                     }
@@ -1016,11 +1028,15 @@ mod tests {
             .await;
 
         use ReadKind::{Deployed, Requested};
-        for (index, kind) in [(0, Deployed), (1, Deployed), (0, Deployed), (1, Deployed)] {
-            engines.refresh_versions(index, kind);
-            reads_settled(&engines).await;
+        // The first round takes no stamps, the second stores them, the
+        // third skips both reads.
+        for round in 1..=3 {
+            for index in [0, 1] {
+                engines.refresh_versions(index, Deployed);
+                reads_settled(&engines).await;
+            }
+            assert_eq!(engines.sent.skipped(), if round < 3 { 0 } else { 2 });
         }
-        assert_eq!(engines.sent.skipped(), 2);
 
         std::fs::write(beta.join("untracked.txt"), "x").unwrap();
         for (index, kind) in [(0, Deployed), (1, Deployed), (0, Requested)] {
