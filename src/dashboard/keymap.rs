@@ -166,10 +166,7 @@ pub const NORMAL: &[Binding] = &[
         ),
         &[Pane::Versions, Pane::Backups],
     ),
-    only(
-        bind("/", Action::StartFilter, "filter services", "filter"),
-        &[Pane::Services],
-    ),
+    bind("/", Action::StartFilter, "filter services", "filter"),
     bind("?", Action::ToggleHelp, "help", "help"),
     bind(
         "q/C-c",
@@ -366,16 +363,16 @@ mod tests {
     }
 
     #[test]
-    fn footer_lists_filter_only_in_services() {
-        let labels = |pane| -> Vec<&str> {
-            bindings(&Mode::Normal, pane, false)
+    fn filter_key_works_in_every_pane() {
+        for pane in [Pane::Services, Pane::Versions, Pane::Health, Pane::Run] {
+            let labels: Vec<&str> = bindings(&Mode::Normal, pane, false)
                 .iter()
-                .map(|b| b.label)
-                .collect()
-        };
-
-        assert!(labels(Pane::Services).contains(&"/"));
-        assert!(!labels(Pane::Health).contains(&"/"));
+                .map(|binding| binding.label)
+                .collect();
+            assert!(labels.contains(&"/"), "`/` missing from {pane:?}");
+            let key = KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE);
+            assert_eq!(action(&Mode::Normal, pane, key), Some(Action::StartFilter));
+        }
     }
 
     #[test]

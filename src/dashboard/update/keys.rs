@@ -97,7 +97,12 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         (Mode::Help, _) => app.mode = Mode::Normal,
 
         (_, Action::ToggleHelp) => app.mode = Mode::Help,
-        (_, Action::StartFilter) => app.mode = Mode::Filter,
+        // The filter narrows the services pane, so typing it from another
+        // pane moves there: the letters typed then go to the filter.
+        (_, Action::StartFilter) => {
+            app.mode = Mode::Filter;
+            app.focus = Pane::Services;
+        }
         (_, Action::NextPane) => {
             app.focus = app.focus.next();
             return focus_effects(app);

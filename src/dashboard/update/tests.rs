@@ -317,6 +317,19 @@ fn filter_selects_first_match() {
     assert_eq!(app.visible(), [0, 1]);
 }
 
+#[test]
+fn filter_from_another_pane_moves_to_services() {
+    let mut app = app();
+    app.focus = Pane::Health;
+    press(&mut app, KeyCode::Char('/'));
+    let effects = press(&mut app, KeyCode::Char('r'));
+
+    assert_eq!(app.focus, Pane::Services);
+    assert!(matches!(app.mode, Mode::Filter));
+    assert_eq!(app.filter.value(), "r");
+    assert!(effects.is_empty());
+}
+
 fn plan(from: &str, to: &str) -> Plan {
     let version = |label: &str| VersionRef {
         commit: format!("{label:0>40}"),
