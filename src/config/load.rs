@@ -165,6 +165,11 @@ impl Checker<'_> {
     /// Turns a TOML or schema error into one with a hint for the fix.
     fn syntax(&self, error: toml::de::Error) -> ConfigError {
         let message = error.message().trim().replace('\n', ": ");
+        let span = error.span().unwrap_or(0..0);
+        if message.contains("invalid type") {
+            let hint = self.wrong_type_hint(span.start);
+            return self.error(span, message, &hint);
+        }
         let hint = if message.contains("duplicate key") {
             "each `[services.NAME]` table may appear once: merge the two tables or rename one"
         } else if message.contains("unknown field") {
@@ -175,8 +180,30 @@ impl Checker<'_> {
         } else {
             "check the TOML syntax at this spot"
         };
-        let span = error.span().unwrap_or(0..0);
         self.error(span, message, hint)
+    }
+
+    /// Returns the hint for a value of the wrong type at `offset`, naming
+    /// the key written before it on the same line, if any.
+    fn wrong_type_hint(&self, offset: usize) -> String {
+        let line = self.locate(offset).source_line;
+        let key = line
+            .split_once('=')
+            .map(|(key, _)| key.trim().trim_matches('"'))
+            .filter(|key| !key.is_empty() && !key.contains(['[', ' ']));
+        match key {
+            Some(table @ ("health" | "restart" | "rollback" | "backup")) => format!(
+                "`{table}` is a table: write `[services.NAME.{table}]` on its own line and \
+                 its keys below it, as services.toml in the rewind repository shows"
+            ),
+            Some(key) => format!(
+                "`{key}` takes another kind of value; services.toml in the rewind \
+                 repository shows the form of every setting"
+            ),
+            None => "this value is of the wrong kind; services.toml in the rewind \
+                     repository shows the form of every setting"
+                .to_owned(),
+        }
     }
 
     fn service(

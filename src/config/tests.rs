@@ -112,6 +112,40 @@ fn unknown_key_is_rejected_with_position() {
 }
 
 #[test]
+fn table_written_as_value_names_the_table_form() {
+    let dir = fixture();
+    let text = "[services.orders]\n\
+                deploy_dir = \"repo\"\n\
+                restart = [\"true\"]\n\
+                [services.orders.health]\n\
+                url = \"http://127.0.0.1:9/health\"\n";
+    let (line, _, message, hint) = invalid(dir.path(), text);
+
+    assert_eq!(line, 3);
+    assert!(message.contains("invalid type"), "{message}");
+    assert_eq!(
+        hint,
+        "`restart` is a table: write `[services.NAME.restart]` on its own line and \
+         its keys below it, as services.toml in the rewind repository shows"
+    );
+}
+
+#[test]
+fn value_of_wrong_kind_names_its_key() {
+    let dir = fixture();
+    let text = service("orders", "branch = 3");
+    let (line, column, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (3, 10));
+    assert!(message.contains("invalid type: integer `3`"), "{message}");
+    assert_eq!(
+        hint,
+        "`branch` takes another kind of value; services.toml in the rewind \
+         repository shows the form of every setting"
+    );
+}
+
+#[test]
 fn duplicate_service_is_rejected() {
     let dir = fixture();
     let text = format!("{}{}", service("orders", ""), service("orders", ""));
