@@ -10,7 +10,7 @@
 //! `cargo bench --bench versions`. Parameters (environment):
 //! `VERSIONS_REPOS` (200), `VERSIONS_COMMITS` (1000), `VERSIONS_FILES`
 //! (2000), `VERSIONS_ROUNDS` (5), `STARTS` (7). For profiling,
-//! `VERSIONS_PROFILE=read|dirty|head` only runs that operation 50 times on
+//! `VERSIONS_PROFILE=read|dirty|head|refs` only runs that operation 50 times on
 //! one repository (with callgrind, `--toggle-collect=*run_many*`), and
 //! `VERSIONS_SHOW_SCREEN=1` prints the dashboard's screen as it is judged.
 
@@ -86,6 +86,9 @@ fn main() {
         b.iter(|| versions::read_deployed(&paths[0], Some("main")).expect("read"))
     });
     group.bench_function("stamp", |b| b.iter(|| versions::stamp(&paths[0])));
+    group.bench_function("read_without_status", |b| {
+        b.iter(|| versions::read_without_status(&paths[0], Some("main"), HISTORY).expect("read"))
+    });
     group.finish();
     criterion.final_summary();
 
@@ -278,7 +281,7 @@ fn per_operation(paths: &[PathBuf], rounds: usize, label: &str) -> String {
     for round in 0..rounds {
         for (index, path) in paths.iter().enumerate() {
             let rewind_first = (round + index).is_multiple_of(2);
-            let mut rewind_times = (0.0, 0.0, 0.0);
+            let mut rewind_times = (0.0, 0.0, 0.0, 0.0);
             let mut git_times = (0.0, 0.0, 0.0, 0.0);
             let mut run_rewind = || {
                 let resolve = time_ms(|| {
@@ -287,10 +290,13 @@ fn per_operation(paths: &[PathBuf], rounds: usize, label: &str) -> String {
                 let status = time_ms(|| {
                     versions::dirty_files(path).expect("status");
                 });
+                let refs = time_ms(|| {
+                    versions::read_without_status(path, Some("main"), HISTORY).expect("read");
+                });
                 let read = time_ms(|| {
                     versions::read(path, Some("main"), HISTORY).expect("read");
                 });
-                rewind_times = (resolve, status, read);
+                rewind_times = (resolve, status, refs, read);
             };
             let mut run_git = || {
                 let rev_parse = time_ms(|| {
@@ -314,15 +320,13 @@ fn per_operation(paths: &[PathBuf], rounds: usize, label: &str) -> String {
                 run_git();
                 run_rewind();
             }
-            let (resolve, status, read) = rewind_times;
+            let (resolve, status, refs, read) = rewind_times;
             let (rev_parse, describe, git_status, log) = git_times;
             head.rewind.push(resolve);
             head.git.push(rev_parse);
             dirty.rewind.push(status);
             dirty.git.push(git_status);
-            // `read` opens the repository once and does all four; without
-            // its status scan it is HEAD, describe and history.
-            rest.rewind.push((read - status).max(0.0));
+            rest.rewind.push(refs);
             rest.git.push(rev_parse + describe + log);
             all.rewind.push(read);
             all.git.push(rev_parse + describe + git_status + log);
@@ -352,7 +356,7 @@ fn per_operation(paths: &[PathBuf], rounds: usize, label: &str) -> String {
     }
     text.push_str(&format!(
         "\ngit describe alone: {}; git log alone: {}. rewind's HEAD + describe + history is \
-         `read` minus `dirty_files` on the same repository.\n",
+         `read_without_status`, which opens the repository and reads all but the dirty files.\n",
         Summary::of(&describe_git).show("ms"),
         Summary::of(&log_git).show("ms")
     ));
@@ -557,6 +561,9 @@ fn run_many(operation: &str, path: &Path, times: usize) {
             }
             "head" => {
                 versions::head(path).expect("head");
+            }
+            "refs" => {
+                versions::read_without_status(path, Some("main"), HISTORY).expect("read");
             }
             other => panic!("unknown operation `{other}`"),
         }
