@@ -1638,6 +1638,32 @@ mod tests {
     }
 
     #[test]
+    fn corrupt_commit_fails_the_read() {
+        let fixture = fixture();
+        let head = fixture.repository.head().unwrap().target().unwrap();
+        let hex = head.to_string();
+        let object = fixture
+            .path()
+            .join(".git/objects")
+            .join(&hex[..2])
+            .join(&hex[2..]);
+        let mut bytes = fs::read(&object).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        fs::set_permissions(&object, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        fs::write(&object, bytes).unwrap();
+
+        let error = read(fixture.path(), None, 10).unwrap_err();
+        let source = std::error::Error::source(&error).unwrap().to_string();
+        // zlib rejects the damaged stream as the commit inflates.
+        assert_eq!(
+            source,
+            "the reference 'refs/heads/main' cannot be peeled - Cannot retrieve reference \
+             target; class=Invalid (3)"
+        );
+    }
+
+    #[test]
     fn read_without_status_leaves_dirty_files_out() {
         let fixture = fixture();
         fixture.write_file("notes.txt", "untracked\n");
