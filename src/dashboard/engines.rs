@@ -451,7 +451,16 @@ pub(super) struct Sent {
     last: Mutex<Vec<Option<LastRead>>>,
     /// Periodic reads skipped because the stamp did not change.
     skipped: AtomicUsize,
+    /// Reads left, by service index, before the next try to stamp a
+    /// directory that could not be stamped for good: more than 20,000
+    /// entries, or a linked work tree.
+    pauses: Mutex<Vec<u8>>,
 }
+
+/// Reads that go without a stamp after a directory could not be stamped
+/// for good: 20 rounds of 15 s, five minutes. Walking 20,000 entries to
+/// find that again would cost more than the read.
+const STAMP_PAUSE: u8 = 20;
 
 /// The last read of one service that the dashboard shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,9 +498,33 @@ impl Sent {
         same
     }
 
-    /// Tells whether a read of the service at `index` is shown.
-    fn has_last(&self, index: usize) -> bool {
-        self.last().get(index).is_some_and(Option::is_some)
+    /// Stamps the deploy directory `dir` of the service at `index`, unless
+    /// no read of it is shown yet or its directory could not be stamped
+    /// for good within the last [`STAMP_PAUSE`] reads.
+    fn stamp(&self, index: usize, dir: &std::path::Path) -> Option<u64> {
+        if !self.last().get(index).is_some_and(Option::is_some) {
+            return None;
+        }
+        {
+            let mut pauses = self.pauses.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(pause) = pauses.get_mut(index)
+                && *pause > 0
+            {
+                *pause -= 1;
+                return None;
+            }
+        }
+        match versions::stamp(dir) {
+            Ok(stamp) => Some(stamp),
+            Err(versions::NoStamp::Unsettled) => None,
+            Err(versions::NoStamp::Unsupported) => {
+                let mut pauses = self.pauses.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(pause) = pauses.get_mut(index) {
+                    *pause = STAMP_PAUSE;
+                }
+                None
+            }
+        }
     }
 
     /// Periodic reads skipped so far.
@@ -505,6 +538,7 @@ pub(super) fn sent(services: usize) -> Arc<Sent> {
     Arc::new(Sent {
         last: Mutex::new(vec![None; services]),
         skipped: AtomicUsize::new(0),
+        pauses: Mutex::new(vec![0; services]),
     })
 }
 
@@ -576,11 +610,7 @@ impl Reader {
                     // makes the next stamp differ. The first read of a
                     // service takes none: the stamp walks the whole work
                     // tree, and the dashboard's start waits for those reads.
-                    let stamp = if sent.has_last(index) {
-                        versions::stamp(dir)
-                    } else {
-                        None
-                    };
+                    let stamp = sent.stamp(index, dir);
                     if sent.unchanged(index, kind, stamp) {
                         return None;
                     }
@@ -1010,6 +1040,28 @@ mod tests {
         assert!(!sent.unchanged(1, Deployed, Some(1)));
         assert!(!sent.unchanged(2, Deployed, Some(1)));
         assert_eq!(sent.skipped(), 1);
+    }
+
+    #[test]
+    fn unsupported_directory_pauses_stamps() {
+        let dir = tempfile::tempdir().unwrap();
+        // A linked work tree's `.git` is a file.
+        std::fs::write(dir.path().join(".git"), "gitdir: /nowhere\n").unwrap();
+        let sent = sent(1);
+        let pause = || sent.pauses.lock().unwrap()[0];
+
+        // Without a read shown, no stamp is tried.
+        assert_eq!(sent.stamp(0, dir.path()), None);
+        assert_eq!(pause(), 0);
+        sent.last.lock().unwrap()[0] = Some(LastRead {
+            read: 1,
+            full: false,
+            stamp: None,
+        });
+        assert_eq!(sent.stamp(0, dir.path()), None);
+        assert_eq!(pause(), STAMP_PAUSE);
+        assert_eq!(sent.stamp(0, dir.path()), None);
+        assert_eq!(pause(), STAMP_PAUSE - 1);
     }
 
     #[tokio::test]

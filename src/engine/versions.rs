@@ -14,6 +14,8 @@ mod index_file;
 mod stamp;
 mod worktree;
 
+pub use stamp::NoStamp;
+
 /// State of a deploy directory: the checked-out version and the versions it can go to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VersionInfo {
@@ -176,12 +178,12 @@ fn read_with_history(
 /// the user's git configuration. When two stamps are equal, a read finds
 /// the same as before, so a periodic refresh can skip it.
 ///
-/// Returns `None` when a stamp cannot stand for a read. That is so when an
-/// entry changed less than two seconds ago, since it may change again
-/// without its stat data changing. It is so as well when the work tree and
-/// `.git/refs` hold more than 20,000 entries, when `.git` is not a
-/// directory, and when a file cannot be listed.
-pub fn stamp(dir: &Path) -> Option<u64> {
+/// Returns [`NoStamp::Unsettled`] when an entry changed less than two
+/// seconds ago, since it may change again without its stat data changing,
+/// or when a file cannot be listed. Returns [`NoStamp::Unsupported`] when
+/// the work tree and `.git/refs` hold more than 20,000 entries or `.git`
+/// is not a directory.
+pub fn stamp(dir: &Path) -> Result<u64, NoStamp> {
     stamp::stamp(
         dir,
         std::time::SystemTime::now(),

@@ -60,51 +60,78 @@ const MAX_DEPTH: usize = 64;
 /// clean" index entry.
 pub(super) const SETTLE_TIME: Duration = Duration::from_secs(2);
 
-/// Returns the stamp of the deploy directory `dir` as of `now`, or `None`
-/// when it cannot be trusted: `dir/.git` is not a directory (a linked work
-/// tree or a submodule), or an entry changed within `settle` before `now`.
-/// It is `None` as well when the walk passed `max_entries` entries or
-/// [`MAX_DEPTH`] levels, or a file could not be listed or stat'ed.
+/// The reason a directory has no stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoStamp {
+    /// An entry changed within the settle time before now, or a file could
+    /// not be listed or stat'ed: a later stamp may succeed.
+    Unsettled,
+    /// `.git` is not a directory (a linked work tree or a submodule), or
+    /// the walk passed the entry or depth limit: later stamps will most
+    /// likely fail the same way.
+    Unsupported,
+}
+
+/// Returns the stamp of the deploy directory `dir` as of `now`, or why it
+/// has none. An entry changed within `settle` before `now` makes it
+/// [`NoStamp::Unsettled`]; more than `max_entries` entries make it
+/// [`NoStamp::Unsupported`].
 pub(super) fn stamp(
     dir: &Path,
     now: SystemTime,
     settle: Duration,
     max_entries: usize,
-) -> Option<u64> {
+) -> Result<u64, NoStamp> {
     let mut stamper = Stamper {
         hasher: DefaultHasher::new(),
         entries: 0,
         max_entries,
         newest: i128::MIN,
+        unsupported: false,
     };
+    match stamper.run(dir) {
+        Some(()) => {}
+        None if stamper.unsupported => return Err(NoStamp::Unsupported),
+        None => return Err(NoStamp::Unsettled),
+    }
+    let settled = now
+        .checked_sub(settle)
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .and_then(|since| i128::try_from(since.as_nanos()).ok());
+    match settled {
+        Some(settled) if stamper.newest < settled => Ok(stamper.hasher.finish()),
+        _ => Err(NoStamp::Unsettled),
+    }
+}
 
-    let top = open_directory(CWD, dir, false)?;
-    let top_fd = top.fd().ok()?;
-    let git = rustix::fs::statat(top_fd, c".git", AtFlags::SYMLINK_NOFOLLOW).ok()?;
-    if FileType::from_raw_mode(git.st_mode) != FileType::Directory {
-        return None;
+impl Stamper {
+    /// Adds everything a read of `dir` depends on. Returns `None` on the
+    /// first failure, with `unsupported` set when it will recur.
+    fn run(&mut self, dir: &Path) -> Option<()> {
+        let top = open_directory(CWD, dir, false)?;
+        let top_fd = top.fd().ok()?;
+        let git = rustix::fs::statat(top_fd, c".git", AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(git.st_mode) != FileType::Directory {
+            self.unsupported = true;
+            return None;
+        }
+        let git_dir = open_directory(top_fd, c".git", true)?;
+        let git_fd = git_dir.fd().ok()?;
+        if rustix::fs::statat(git_fd, c"commondir", AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            self.unsupported = true;
+            return None;
+        }
+        for name in GIT_ENTRIES {
+            self.entry_at(git_fd, name)?;
+        }
+        let refs = open_directory(git_fd, c"refs", true)?;
+        self.tree(refs, 0, false)?;
+        self.tree(top, 0, true)?;
+        for path in USER_FILES.iter() {
+            self.entry_at(CWD, path.as_path())?;
+        }
+        Some(())
     }
-    let git_dir = open_directory(top_fd, c".git", true)?;
-    let git_fd = git_dir.fd().ok()?;
-    if rustix::fs::statat(git_fd, c"commondir", AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-        return None;
-    }
-    for name in GIT_ENTRIES {
-        stamper.entry_at(git_fd, name)?;
-    }
-    let refs = open_directory(git_fd, c"refs", true)?;
-    stamper.tree(refs, 0, false)?;
-    stamper.tree(top, 0, true)?;
-    for path in USER_FILES.iter() {
-        stamper.entry_at(CWD, path.as_path())?;
-    }
-
-    let settled = now.checked_sub(settle)?;
-    let settled = settled.duration_since(UNIX_EPOCH).ok()?.as_nanos();
-    if stamper.newest >= i128::try_from(settled).ok()? {
-        return None;
-    }
-    Some(stamper.hasher.finish())
 }
 
 /// Git configuration and ignore files outside the repository that libgit2
@@ -135,6 +162,8 @@ struct Stamper {
     max_entries: usize,
     /// Newest mtime or ctime seen, in nanoseconds since the Unix epoch.
     newest: i128,
+    /// Set when the stamp failed in a way that will recur.
+    unsupported: bool,
 }
 
 impl Stamper {
@@ -158,6 +187,7 @@ impl Stamper {
     /// entry of `dir`.
     fn tree(&mut self, mut dir: Dir, depth: usize, skip_git: bool) -> Option<()> {
         if depth > MAX_DEPTH {
+            self.unsupported = true;
             return None;
         }
         while let Some(item) = dir.read() {
@@ -169,6 +199,7 @@ impl Stamper {
             }
             self.entries += 1;
             if self.entries > self.max_entries {
+                self.unsupported = true;
                 return None;
             }
             let fd = dir.fd().ok()?;
@@ -271,7 +302,7 @@ mod tests {
     }
 
     /// Stamps `dir` as if every entry were older than the settle time.
-    fn settled(dir: &Path) -> Option<u64> {
+    fn settled(dir: &Path) -> Result<u64, NoStamp> {
         let later = SystemTime::now() + Duration::from_secs(3_600);
         stamp(dir, later, SETTLE_TIME, MAX_ENTRIES)
     }
@@ -292,7 +323,7 @@ mod tests {
     fn unchanged_directory_keeps_its_stamp() {
         let (dir, _repository) = fixture();
         let first = settled(dir.path());
-        assert!(first.is_some());
+        assert!(first.is_ok());
         assert_eq!(settled(dir.path()), first);
     }
 
@@ -355,33 +386,38 @@ mod tests {
     fn recent_change_gives_no_stamp() {
         let (dir, _repository) = fixture();
         let now = SystemTime::now();
-        assert_eq!(stamp(dir.path(), now, SETTLE_TIME, MAX_ENTRIES), None);
+        let recent = stamp(dir.path(), now, SETTLE_TIME, MAX_ENTRIES);
+        assert_eq!(recent, Err(NoStamp::Unsettled));
         let later = now + SETTLE_TIME + Duration::from_secs(1);
-        assert!(stamp(dir.path(), later, SETTLE_TIME, MAX_ENTRIES).is_some());
+        assert!(stamp(dir.path(), later, SETTLE_TIME, MAX_ENTRIES).is_ok());
     }
 
     #[test]
     fn stops_past_the_entry_limit() {
         let (dir, _repository) = fixture();
         let later = SystemTime::now() + Duration::from_secs(3_600);
-        assert!(stamp(dir.path(), later, SETTLE_TIME, 8).is_some());
-        assert_eq!(stamp(dir.path(), later, SETTLE_TIME, 7), None);
+        assert!(stamp(dir.path(), later, SETTLE_TIME, 8).is_ok());
+        let over = stamp(dir.path(), later, SETTLE_TIME, 7);
+        assert_eq!(over, Err(NoStamp::Unsupported));
     }
 
     #[test]
     fn needs_a_git_directory() {
         let (dir, _repository) = fixture();
         let plain = TempDir::new().unwrap();
-        assert_eq!(settled(plain.path()), None);
-        assert_eq!(settled(&plain.path().join("missing")), None);
+        assert_eq!(settled(plain.path()), Err(NoStamp::Unsettled));
+        assert_eq!(
+            settled(&plain.path().join("missing")),
+            Err(NoStamp::Unsettled)
+        );
 
         // A linked work tree's `.git` is a file that names its git directory.
         let linked = TempDir::new().unwrap();
         let gitdir = format!("gitdir: {}\n", dir.path().join(".git").display());
         write(linked.path(), ".git", &gitdir);
-        assert_eq!(settled(linked.path()), None);
+        assert_eq!(settled(linked.path()), Err(NoStamp::Unsupported));
 
         write(&dir.path().join(".git"), "commondir", "..\n");
-        assert_eq!(settled(dir.path()), None);
+        assert_eq!(settled(dir.path()), Err(NoStamp::Unsupported));
     }
 }
