@@ -79,9 +79,8 @@ fn main() {
     group.bench_function("head", |b| {
         b.iter(|| versions::head(&paths[0]).expect("head"))
     });
-    // What the dashboard's periodic refresh does for a service that is not
-    // selected: the deployed entry alone, or the stamp that lets it skip
-    // that read when nothing changed.
+    // The periodic refresh of a service that is not selected reads the
+    // deployed entry alone, or only takes the stamp when nothing changed.
     group.bench_function("read_deployed", |b| {
         b.iter(|| versions::read_deployed(&paths[0], Some("main")).expect("read"))
     });

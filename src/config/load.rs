@@ -197,10 +197,10 @@ impl Checker<'_> {
                  its keys below it, as services.toml in the rewind repository shows"
             ),
             Some(key) => format!(
-                "`{key}` takes another kind of value; services.toml in the rewind \
+                "`{key}` has a value of the wrong type. services.toml in the rewind \
                  repository shows the form of every setting"
             ),
-            None => "this value is of the wrong kind; services.toml in the rewind \
+            None => "this value has the wrong type. services.toml in the rewind \
                      repository shows the form of every setting"
                 .to_owned(),
         }

@@ -112,7 +112,7 @@ fn unknown_key_is_rejected_with_position() {
 }
 
 #[test]
-fn table_written_as_value_names_the_table_form() {
+fn table_as_value_gets_table_hint() {
     let dir = fixture();
     let text = "[services.orders]\n\
                 deploy_dir = \"repo\"\n\
@@ -131,7 +131,7 @@ fn table_written_as_value_names_the_table_form() {
 }
 
 #[test]
-fn value_of_wrong_kind_names_its_key() {
+fn wrong_type_hint_names_key() {
     let dir = fixture();
     let text = service("orders", "branch = 3");
     let (line, column, message, hint) = invalid(dir.path(), &text);
@@ -140,7 +140,22 @@ fn value_of_wrong_kind_names_its_key() {
     assert!(message.contains("invalid type: integer `3`"), "{message}");
     assert_eq!(
         hint,
-        "`branch` takes another kind of value; services.toml in the rewind \
+        "`branch` has a value of the wrong type. services.toml in the rewind \
+         repository shows the form of every setting"
+    );
+}
+
+#[test]
+fn wrong_type_without_key_gets_generic_hint() {
+    let dir = fixture();
+    let text = service("orders", "depends_on = [\n  3,\n]");
+    let (line, column, message, hint) = invalid(dir.path(), &text);
+
+    assert_eq!((line, column), (4, 3));
+    assert!(message.contains("invalid type: integer `3`"), "{message}");
+    assert_eq!(
+        hint,
+        "this value has the wrong type. services.toml in the rewind \
          repository shows the form of every setting"
     );
 }

@@ -172,8 +172,8 @@ impl Engines {
                 }
             };
             tokio::join!(worker(), worker(), worker(), worker());
-            let skipped = reader.sent.skipped();
-            tracing::debug!(skipped, "versions refresh finished; reads skipped so far");
+            let skipped_total = reader.sent.skipped();
+            tracing::debug!(skipped_total, "versions refresh finished");
         });
     }
 
@@ -428,8 +428,8 @@ pub(super) fn reads(services: usize) -> Reads {
     Arc::new(Mutex::new(vec![None; services]))
 }
 
-/// The versions read last sent of each service, by index in the
-/// configuration, and the count of reads that a stamp made unnecessary.
+/// Record of the versions read last sent for each service, by index in
+/// the configuration, and of the reads that a stamp made unnecessary.
 ///
 /// A periodic read that finds the same as the one last sent sends
 /// nothing, and its result is freed on the git thread that built it.
@@ -443,23 +443,23 @@ pub(super) fn reads(services: usize) -> Reads {
 /// Before a periodic read, the git thread stamps the deploy directory
 /// ([`versions::stamp`]). When the stamp equals the one taken before the
 /// last read, the directory did not change since, and the read is skipped.
-/// libgit2 makes about a thousand allocations in a read. The first read of
-/// a service takes no stamp, so skipping starts with the third round.
+/// A libgit2 read made about a thousand allocations under heaptrack. The
+/// first read of a service takes no stamp, so skipping starts with the
+/// third round.
 #[derive(Debug)]
 pub(super) struct Sent {
     /// `None` when the last read failed or none was sent yet.
     last: Mutex<Vec<Option<LastRead>>>,
     /// Periodic reads skipped because the stamp did not change.
     skipped: AtomicUsize,
-    /// Reads left, by service index, before the next try to stamp a
-    /// directory that could not be stamped for good: more than 20,000
-    /// entries, or a linked work tree.
+    /// Reads left, by service index, before the next attempt to stamp a
+    /// directory that gave [`versions::NoStamp::Unsupported`].
     pauses: Mutex<Vec<u8>>,
 }
 
-/// Reads that go without a stamp after a directory could not be stamped
-/// for good: 20 rounds of 15 s, five minutes. Walking 20,000 entries to
-/// find that again would cost more than the read.
+/// Number of reads that go without a stamp after an unsupported one: 20
+/// rounds of 15 s. Walking 20,000 entries each round costs more than the
+/// read it could save.
 const STAMP_PAUSE: u8 = 20;
 
 /// The last read of one service that the dashboard shows.
@@ -479,9 +479,9 @@ impl Sent {
     }
 
     /// Tells whether a periodic read of `kind` of the service at `index`
-    /// can be skipped: the directory's `stamp` equals the one taken before
-    /// the last read, which was of the same kind and is shown. Counts each
-    /// skip.
+    /// can be skipped, and counts each skip. It can when `stamp` equals the
+    /// stamp taken before the last read shown and that read was of the same
+    /// kind.
     fn unchanged(&self, index: usize, kind: ReadKind, stamp: Option<u64>) -> bool {
         if kind == ReadKind::Requested || stamp.is_none() {
             return false;
@@ -498,9 +498,9 @@ impl Sent {
         same
     }
 
-    /// Stamps the deploy directory `dir` of the service at `index`, unless
-    /// no read of it is shown yet or its directory could not be stamped
-    /// for good within the last [`STAMP_PAUSE`] reads.
+    /// Stamps the deploy directory `dir` of the service at `index`. Returns
+    /// `None` without a stamp when no read of it is shown yet, or when its
+    /// directory was unsupported within the last [`STAMP_PAUSE`] reads.
     fn stamp(&self, index: usize, dir: &std::path::Path) -> Option<u64> {
         if !self.last().get(index).is_some_and(Option::is_some) {
             return None;
@@ -607,9 +607,7 @@ impl Reader {
                     let spec = &config.services[index];
                     let (dir, branch) = (&spec.deploy_dir, spec.branch.as_deref());
                     // Taken before the read, so a change during the read
-                    // makes the next stamp differ. The first read of a
-                    // service takes none: the stamp walks the whole work
-                    // tree, and the dashboard's start waits for those reads.
+                    // makes the next stamp differ.
                     let stamp = sent.stamp(index, dir);
                     if sent.unchanged(index, kind, stamp) {
                         return None;
@@ -1065,7 +1063,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refresh_skips_directories_whose_stamp_did_not_change() {
+    async fn refresh_skips_unchanged_directories() {
         let dir = tempfile::tempdir().unwrap();
         let (alpha, beta) = (dir.path().join("alpha"), dir.path().join("beta"));
         for repo in [&alpha, &beta] {

@@ -110,9 +110,9 @@ pub fn read(dir: &Path, branch: Option<&str>, limit: usize) -> Result<VersionInf
     read_with_history(dir, branch, Some(limit), true)
 }
 
-/// Reads what [`read`] reads except the dirty files, which it leaves
-/// empty: HEAD, describe and history alone. The versions benchmark times
-/// it beside `git rev-parse`, `describe` and `log`.
+/// Reads HEAD, describe and history as [`read`] does, and leaves the dirty
+/// files empty. The versions benchmark times it beside `git rev-parse`,
+/// `describe` and `log`.
 #[doc(hidden)]
 pub fn read_without_status(
     dir: &Path,
@@ -173,16 +173,16 @@ fn read_with_history(
     })
 }
 
-/// Returns a stamp of everything a read of `dir` depends on: the `lstat`
-/// data of its work tree, of the parts of `.git` that a read takes and of
-/// the user's git configuration. When two stamps are equal, a read finds
-/// the same as before, so a periodic refresh can skip it.
+/// Computes a stamp of everything a read of `dir` depends on: the `lstat`
+/// data of its work tree, of the parts of `.git` that a read uses and of
+/// the user's git configuration. Equal stamps mean a read would return
+/// the same, so a periodic refresh can skip it.
 ///
 /// Returns [`NoStamp::Unsettled`] when an entry changed less than two
-/// seconds ago, since it may change again without its stat data changing,
-/// or when a file cannot be listed. Returns [`NoStamp::Unsupported`] when
-/// the work tree and `.git/refs` hold more than 20,000 entries or `.git`
-/// is not a directory.
+/// seconds ago (it may change again without its stat data changing) or a
+/// file cannot be listed. Returns [`NoStamp::Unsupported`] when the work
+/// tree and `.git/refs` contain more than 20,000 entries or `.git` is not
+/// a directory.
 pub fn stamp(dir: &Path) -> Result<u64, NoStamp> {
     stamp::stamp(
         dir,
@@ -387,12 +387,10 @@ impl VersionsError {
 
 /// Opens the non-bare repository whose working tree is `dir`.
 fn open(dir: &Path) -> Result<Repository, VersionsError> {
-    // libgit2 hashes every object it reads to check it against its id, with
-    // collision-detecting SHA-1: 16 % of the instructions of a read of
-    // HEAD, describe and 50 entries of history. git does not, and zlib
-    // still checks each compressed object's checksum as it inflates it.
-    // The setting is process-wide, so it is set once, before the first
-    // repository opens.
+    // libgit2 re-hashes every object it reads to check its id, which git
+    // does not: 16 % of the instructions of a history read in callgrind.
+    // zlib still checks each object's checksum as it inflates it. The
+    // setting is process-wide, so it is set once.
     static NO_HASH_CHECK: std::sync::Once = std::sync::Once::new();
     NO_HASH_CHECK.call_once(|| git2::opts::strict_hash_verification(false));
     let open_error = |source| VersionsError::Open {
@@ -1666,7 +1664,7 @@ mod tests {
     }
 
     #[test]
-    fn read_without_status_leaves_dirty_files_out() {
+    fn read_without_status_omits_dirty_files() {
         let fixture = fixture();
         fixture.write_file("notes.txt", "untracked\n");
 

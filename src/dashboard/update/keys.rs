@@ -97,8 +97,8 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         (Mode::Help, _) => app.mode = Mode::Normal,
 
         (_, Action::ToggleHelp) => app.mode = Mode::Help,
-        // The filter narrows the services pane, so typing it from another
-        // pane moves there: the letters typed then go to the filter.
+        // The filter narrows the services pane, so starting it from another
+        // pane moves the focus there.
         (_, Action::StartFilter) => {
             app.mode = Mode::Filter;
             app.focus = Pane::Services;

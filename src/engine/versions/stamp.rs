@@ -10,9 +10,9 @@
 //! user's and the system's git configuration and ignore file in their
 //! default places.
 //!
-//! NOTE: files that the configuration names elsewhere (`core.excludesFile`
-//! or `include.path` outside these places) are not covered: a change to
-//! them shows once something covered changes.
+//! NOTE: files that the configuration names elsewhere (`core.excludesFile`,
+//! `include.path`) and a submodule's git directory under `.git/modules` are
+//! not covered. A change there shows once something covered changes.
 
 use std::ffi::CStr;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -52,30 +52,27 @@ pub(super) const MAX_ENTRIES: usize = 20_000;
 /// Directory depth beyond which a stamp gives up.
 const MAX_DEPTH: usize = 64;
 
-/// Age below which a file's stat data is not trusted. Clocks of file
-/// systems tick coarsely (milliseconds on Linux, seconds on some), so a
-/// file written twice within one tick, with the same size, keeps its stat
-/// data. A stamp that saw an entry changed this recently is not returned,
-/// and the caller reads the directory instead, as git treats a "racily
-/// clean" index entry.
+/// Age below which a file's stat data is not trusted. File timestamps
+/// advance in ticks (a few milliseconds on Linux, up to 2 s on FAT), so a
+/// file written twice within one tick with the same size keeps its stat
+/// data. git distrusts such "racily clean" index entries for this reason.
 pub(super) const SETTLE_TIME: Duration = Duration::from_secs(2);
 
 /// The reason a directory has no stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoStamp {
-    /// An entry changed within the settle time before now, or a file could
-    /// not be listed or stat'ed: a later stamp may succeed.
+    /// An entry changed within the settle time, or a file could not be
+    /// listed or stat'ed. A later stamp may succeed.
     Unsettled,
     /// `.git` is not a directory (a linked work tree or a submodule), or
-    /// the walk passed the entry or depth limit: later stamps will most
-    /// likely fail the same way.
+    /// the walk passed the entry or depth limit. Later stamps are likely to
+    /// fail the same way.
     Unsupported,
 }
 
-/// Returns the stamp of the deploy directory `dir` as of `now`, or why it
-/// has none. An entry changed within `settle` before `now` makes it
-/// [`NoStamp::Unsettled`]; more than `max_entries` entries make it
-/// [`NoStamp::Unsupported`].
+/// Computes the stamp of the deploy directory `dir` as of `now`. An entry
+/// changed within `settle` before `now` gives [`NoStamp::Unsettled`], and
+/// more than `max_entries` entries give [`NoStamp::Unsupported`].
 pub(super) fn stamp(
     dir: &Path,
     now: SystemTime,
@@ -101,36 +98,6 @@ pub(super) fn stamp(
     match settled {
         Some(settled) if stamper.newest < settled => Ok(stamper.hasher.finish()),
         _ => Err(NoStamp::Unsettled),
-    }
-}
-
-impl Stamper {
-    /// Adds everything a read of `dir` depends on. Returns `None` on the
-    /// first failure, with `unsupported` set when it will recur.
-    fn run(&mut self, dir: &Path) -> Option<()> {
-        let top = open_directory(CWD, dir, false)?;
-        let top_fd = top.fd().ok()?;
-        let git = rustix::fs::statat(top_fd, c".git", AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        if FileType::from_raw_mode(git.st_mode) != FileType::Directory {
-            self.unsupported = true;
-            return None;
-        }
-        let git_dir = open_directory(top_fd, c".git", true)?;
-        let git_fd = git_dir.fd().ok()?;
-        if rustix::fs::statat(git_fd, c"commondir", AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-            self.unsupported = true;
-            return None;
-        }
-        for name in GIT_ENTRIES {
-            self.entry_at(git_fd, name)?;
-        }
-        let refs = open_directory(git_fd, c"refs", true)?;
-        self.tree(refs, 0, false)?;
-        self.tree(top, 0, true)?;
-        for path in USER_FILES.iter() {
-            self.entry_at(CWD, path.as_path())?;
-        }
-        Some(())
     }
 }
 
@@ -162,13 +129,41 @@ struct Stamper {
     max_entries: usize,
     /// Newest mtime or ctime seen, in nanoseconds since the Unix epoch.
     newest: i128,
-    /// Set when the stamp failed in a way that will recur.
+    /// Whether the stamp failed in a way that will recur.
     unsupported: bool,
 }
 
 impl Stamper {
+    /// Adds everything a read of `dir` depends on. Returns `None` on the
+    /// first failure, and sets `unsupported` when that failure will recur.
+    fn run(&mut self, dir: &Path) -> Option<()> {
+        let top = open_directory(CWD, dir, false)?;
+        let top_fd = top.fd().ok()?;
+        let git = rustix::fs::statat(top_fd, c".git", AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(git.st_mode) != FileType::Directory {
+            self.unsupported = true;
+            return None;
+        }
+        let git_dir = open_directory(top_fd, c".git", true)?;
+        let git_fd = git_dir.fd().ok()?;
+        if rustix::fs::statat(git_fd, c"commondir", AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            self.unsupported = true;
+            return None;
+        }
+        for name in GIT_ENTRIES {
+            self.entry_at(git_fd, name)?;
+        }
+        let refs = open_directory(git_fd, c"refs", true)?;
+        self.tree(refs, 0, false)?;
+        self.tree(top, 0, true)?;
+        for path in USER_FILES.iter() {
+            self.entry_at(CWD, path.as_path())?;
+        }
+        Some(())
+    }
+
     /// Adds the `lstat` data of `path`, relative to the open directory
-    /// `dir`, or its absence. Returns `None` on another error.
+    /// `dir`, or a marker when it is missing. Returns `None` on other errors.
     fn entry_at(
         &mut self,
         dir: impl std::os::fd::AsFd,
@@ -209,16 +204,16 @@ impl Stamper {
             if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
                 let subdir = open_directory(fd, name, true)?;
                 self.tree(subdir, depth + 1, false)?;
-                // Marks where the subdirectory's entries end, so moving a
-                // file up a level changes the stamp.
+                // Marks the end of the subdirectory, so moving a file up
+                // a level changes the stamp.
                 1u8.hash(&mut self.hasher);
             }
         }
         Some(())
     }
 
-    /// Adds the stat data that a change to a file's content, type, mode,
-    /// owner or identity changes.
+    /// Adds the stat fields that change with a file's content, type, mode,
+    /// owner or inode, and tracks the newest time among them.
     fn add(&mut self, stat: &Stat) {
         let fields: [i128; 11] = [
             stat.st_dev.into(),
@@ -328,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn every_input_of_a_read_changes_the_stamp() {
+    fn each_read_input_changes_stamp() {
         let (dir, repository) = fixture();
         let root = dir.path();
         let git = root.join(".git");
